@@ -1,0 +1,18 @@
+// The SQL files in this folder are embedded into the binary (Package.swift lists each with
+// `.embedInCode`), so `relay` needs no files at run time. Add a new file here and in Package.swift;
+// RelayIntegrationTests checks that every .sql file in this folder is registered.
+
+/// One numbered schema migration.
+public struct Migration: Sendable {
+    /// The number the file name starts with; applied in ascending order.
+    public let version: Int
+    /// The file name, for logs and the schema_migrations table.
+    public let name: String
+    /// The SQL text.
+    public let sql: String
+}
+
+/// Every migration, in order.
+public let allMigrations: [Migration] = [
+    Migration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
+]

@@ -1,0 +1,184 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Relay",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "relay", targets: ["relay"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        // RFC 5321 grammar: replies, commands, enhanced status codes, dot-stuffing. No channels.
+        .target(
+            name: "SMTPCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // Outbound SMTP: pure client session state machine plus the NIO connection that drives it.
+        .target(
+            name: "SMTPClient",
+            dependencies: [
+                "SMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // DNS wire format, UDP/TCP transport, MX/A/AAAA/TXT lookups with a TTL cache.
+        .target(
+            name: "DNSClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // An authoritative DNS server for tests: answers from an in-memory zone over UDP and TCP.
+        .target(
+            name: "DNSTestServer",
+            dependencies: [
+                "DNSClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // RFC 5322 addresses and MIME composition/parsing.
+        .target(
+            name: "MailMessage",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        // Domain model: recipient states, delivery outcomes, classification, retry policy.
+        .target(
+            name: "RelayCore",
+            dependencies: [],
+            swiftSettings: swiftSettings
+        ),
+        // Numbered SQL migrations, embedded into the binary.
+        .target(
+            name: "RelayMigrations",
+            path: "Migrations",
+            resources: [
+                .embedInCode("0001_init.sql"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // PostgreSQL persistence and the migrations runner.
+        .target(
+            name: "RelayStore",
+            dependencies: [
+                "RelayCore", "RelayMigrations",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Delivery workers: claim, resolve, deliver, record, back off.
+        .target(
+            name: "RelayQueue",
+            dependencies: [
+                "RelayCore", "RelayStore", "SMTPClient", "DNSClient",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // HTTP API: controllers, request validation, auth, error rendering.
+        .target(
+            name: "RelayAPI",
+            dependencies: [
+                "RelayCore", "RelayStore", "MailMessage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Configuration, managed PostgreSQL, and the composition root shared by the binary and the tests.
+        .target(
+            name: "RelayApp",
+            dependencies: [
+                "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Shared by the integration and end-to-end tests: per-test databases, SMTP peers, polling helpers.
+        .target(
+            name: "RelayTestSupport",
+            dependencies: [
+                "RelayStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "relay",
+            dependencies: [
+                "RelayApp",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Unit tier: no sockets except loopback peers started by the test itself.
+        .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SMTPClientTests",
+            dependencies: [
+                "SMTPClient", "SMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        // Integration tier: a real PostgreSQL (PG* environment variables, started by scripts/test).
+        .testTarget(
+            name: "RelayIntegrationTests",
+            dependencies: ["RelayStore", "RelayQueue", "RelayCore", "RelayTestSupport", "RelayMigrations",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings
+        ),
+        // End to end: HTTP in → queue → SMTP out to real peers on loopback.
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                "RelayApp", "DNSTestServer", "MailMessage", "RelayTestSupport", "RelayStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,33 @@
+import Foundation
+import RelayStore
+
+/// What the HTTP API needs from the rest of the application.
+public struct APIDependencies: Sendable {
+    /// The store.
+    public var database: RelayDatabase
+    /// `RELAY_HOSTNAME`: the Message-ID domain.
+    public var hostname: String
+    /// `RELAY_MAX_MESSAGE_BYTES`: largest composed message accepted.
+    public var maxMessageBytes: Int
+    /// `RELAY_MAX_QUEUE_LIFETIME`: stored with each message as its expiry.
+    public var messageLifetime: Duration
+    /// `RELAY_ADMIN_TOKEN`; nil disables `/admin` (404).
+    public var adminToken: String?
+    /// Whether the schema is migrated; until then `/v1` and `/admin` answer 503 `not_ready`.
+    public var isReady: @Sendable () -> Bool
+    /// Called after a message is committed (wakes this node's worker without waiting for NOTIFY).
+    public var onEnqueued: @Sendable () -> Void
+
+    /// Creates the dependencies.
+    public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,
+                adminToken: String?, isReady: @escaping @Sendable () -> Bool = { true },
+                onEnqueued: @escaping @Sendable () -> Void = {}) {
+        self.isReady = isReady
+        self.database = database
+        self.hostname = hostname
+        self.maxMessageBytes = maxMessageBytes
+        self.messageLifetime = messageLifetime
+        self.adminToken = adminToken
+        self.onEnqueued = onEnqueued
+    }
+}

@@ -1,0 +1,32 @@
+import Hummingbird
+import RelayStore
+
+/// `GET /healthz` (the process is up) and `GET /readyz` (migrations done, the database answers now).
+struct HealthController {
+    let database: RelayDatabase
+    let isReady: @Sendable () -> Bool
+
+    func register(on router: Router<RelayRequestContext>) {
+        router.get("healthz") { _, _ in
+            try JSONResponse.make(.ok, ["status": "ok"])
+        }
+        router.get("readyz") { _, context in
+            guard isReady() else {
+                throw APIError(.serviceUnavailable, code: "not_ready",
+                               message: "Relay is starting: the database is not reachable or not migrated yet")
+            }
+            do {
+                let version = try await Migrator(client: database.client, logger: context.logger).currentVersion()
+                guard version >= Migrator.latestVersion else {
+                    throw APIError(.serviceUnavailable, code: "not_ready",
+                                   message: "database schema is at version \(version), expected \(Migrator.latestVersion)")
+                }
+                return try JSONResponse.make(.ok, ["status": "ready"])
+            } catch let error as APIError {
+                throw error
+            } catch {
+                throw APIError(.serviceUnavailable, code: "not_ready", message: "the database is unreachable")
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+import Hummingbird
+
+/// Builds Relay's HTTP routes: health, `/admin` (admin token), `/v1` (API key).
+public func buildRouter(_ dependencies: APIDependencies) -> Router<RelayRequestContext> {
+    let router = Router(context: RelayRequestContext.self)
+    router.add(middleware: ErrorMiddleware())
+    HealthController(database: dependencies.database, isReady: dependencies.isReady).register(on: router)
+    let ready = ReadinessMiddleware(isReady: dependencies.isReady)
+    AdminController(database: dependencies.database)
+        .register(on: router.group("admin").add(middleware: AdminAuthMiddleware(adminToken: dependencies.adminToken)).add(middleware: ready))
+    let v1 = router.group("v1").add(middleware: ready)
+        .add(middleware: TenantAuthMiddleware(database: dependencies.database, cache: KeyCache()))
+    DomainsController(database: dependencies.database).register(on: v1)
+    MessagesController(dependencies: dependencies).register(on: v1)
+    return router
+}
+
+/// Answers 503 `not_ready` until the schema is migrated, so no request runs against a missing table.
+struct ReadinessMiddleware: RouterMiddleware {
+    typealias Context = RelayRequestContext
+    let isReady: @Sendable () -> Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard isReady() else {
+            throw APIError(.serviceUnavailable, code: "not_ready", message: "Relay is starting: the database is not reachable or not migrated yet")
+        }
+        return try await next(request, context)
+    }
+}

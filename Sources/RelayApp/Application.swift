@@ -1,0 +1,144 @@
+import DNSClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import RelayAPI
+import RelayCore
+import RelayQueue
+import RelayStore
+import SMTPClient
+import ServiceLifecycle
+import Synchronization
+
+/// The composition root, shared by `relay serve` and the tests: builds the PostgreSQL client, the HTTP API,
+/// and the delivery worker into one Hummingbird application whose service group runs them in dependency
+/// order (database first; graceful shutdown stops the HTTP server, then the worker, then the database).
+/// Migrations run before the server accepts requests, and the worker starts claiming only after them.
+public func buildApplication(
+    configuration: RelayConfiguration,
+    database location: DatabaseLocation,
+    logger: Logger,
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    let client = PostgresClient(
+        configuration: location.clientConfiguration(maximumConnections: max(20, configuration.workerConcurrency / 2)),
+        eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
+    let database = RelayDatabase(client: client, logger: logger)
+    let schemaReady = ReadinessGate()
+
+    var smtp = SMTPClientConfiguration(heloName: configuration.hostname)
+    smtp.verifyCertificates = configuration.verifyCertificates
+    smtp.plaintextFallbackOnTLSFailure = configuration.plaintextFallback
+    var workerConfiguration = WorkerConfiguration(nodeID: UUID(), smtp: smtp)
+    workerConfiguration.concurrency = configuration.workerConcurrency
+    workerConfiguration.mxPort = configuration.mxPort
+    workerConfiguration.retryPolicy = configuration.retryPolicy
+    workerConfiguration.leaseTime = configuration.leaseTime
+    let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
+    let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
+                                eventLoopGroup: eventLoopGroup, logger: logger)
+
+    let router = buildRouter(APIDependencies(
+        database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
+        messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
+        isReady: { schemaReady.isOpen },
+        onEnqueued: { worker.wake() }))
+
+    // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
+    // service applies migrations, retrying until the database is reachable, then opens the gate for the API
+    // and the worker.
+    let schema = SchemaService(database: database, gate: schemaReady, logger: logger)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "relay"),
+        services: [client, schema, GatedService(gate: schemaReady, service: worker)],
+        onServerRunning: onServerRunning,
+        eventLoopGroupProvider: .shared(eventLoopGroup),
+        logger: logger)
+}
+
+/// Applies migrations once the database is reachable, opens the readiness gate, and then idles until shutdown.
+struct SchemaService: Service {
+    let database: RelayDatabase
+    let gate: ReadinessGate
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await migrateWhenReachable(database: database, logger: logger)
+            gate.open()
+            if try await database.tenantCount() == 0 {
+                logger.notice("""
+                    No tenants yet. Create one with `relay tenant create NAME` \
+                    or POST /admin/tenants with Authorization: Bearer $RELAY_ADMIN_TOKEN.
+                    """)
+            }
+        }
+        try? await gracefulShutdown()
+    }
+}
+
+/// Applies migrations, retrying while the database is not reachable yet (a node may start before its database).
+func migrateWhenReachable(database: RelayDatabase, logger: Logger) async throws {
+    var delay: Duration = .milliseconds(200)
+    while true {
+        do {
+            let applied = try await Migrator(client: database.client, logger: logger).migrate()
+            if !applied.isEmpty { logger.info("migrations applied", metadata: ["versions": "\(applied)"]) }
+            return
+        } catch where error.isDatabaseUnavailable {
+            logger.warning("database not reachable yet; retrying", metadata: ["error": "\(String(reflecting: error))"])
+            try await Task.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+}
+
+/// A one-shot gate: `wait()` returns once `open()` has been called.
+final class ReadinessGate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    var isOpen: Bool { state.withLock { $0.open } }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let isOpen = state.withLock { state -> Bool in
+                if !state.open { state.waiters.append(continuation) }
+                return state.open
+            }
+            if isOpen { continuation.resume() }
+        }
+    }
+}
+
+/// Starts a service only after a gate opens (the worker waits for migrations); a graceful shutdown before
+/// then simply returns.
+struct GatedService: Service {
+    let gate: ReadinessGate
+    let service: any Service
+
+    func run() async throws {
+        let opened = await withGracefulShutdownHandler {
+            await gate.wait()
+            return true
+        } onGracefulShutdown: {
+            gate.open()
+        }
+        if opened, !(Task.isCancelled) {
+            try await service.run()
+        }
+    }
+}

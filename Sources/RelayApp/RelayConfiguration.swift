@@ -1,0 +1,142 @@
+import DNSClient
+import Foundation
+import Logging
+import RelayCore
+import RelayStore
+
+/// Every setting of `relay serve`, each from an environment variable (or the matching flag), with its default.
+/// README.md's configuration table lists the same names; keep both in step.
+public struct RelayConfiguration: Sendable {
+    /// `DATABASE_URL`: postgres://user:pass@host:port/db. Unset → Relay manages a local PostgreSQL in the data directory.
+    public var databaseURL: String?
+    /// `RELAY_DATA_DIR` (default `./.relay`): the managed PostgreSQL and other local state.
+    public var dataDirectory: String = "./.relay"
+    /// `RELAY_HTTP_ADDR` (default `0.0.0.0:8080`).
+    public var httpHost: String = "0.0.0.0"
+    /// Port part of `RELAY_HTTP_ADDR`.
+    public var httpPort: Int = 8080
+    /// `RELAY_HOSTNAME`: EHLO name and Message-ID domain (default: the machine's host name).
+    public var hostname: String = ProcessInfo.processInfo.hostName
+    /// `RELAY_ADMIN_TOKEN`: enables `/admin` (unset → /admin answers 404).
+    public var adminToken: String?
+    /// `RELAY_DNS_SERVERS`: comma-separated `ip` or `ip:port` (default: the nameservers of /etc/resolv.conf).
+    public var dnsServers: [DNSServerAddress] = DNSServerAddress.systemDefault()
+    /// `RELAY_MX_PORT` (default 25): TCP port used to reach MX hosts.
+    public var mxPort: Int = 25
+    /// `RELAY_RETRY_INITIAL` (5m), `RELAY_RETRY_MAX` (1h), `RELAY_MAX_QUEUE_LIFETIME` (5d).
+    public var retryPolicy = RetryPolicy()
+    /// `RELAY_WORKER_CONCURRENCY` (default 64): simultaneous deliveries on this node.
+    public var workerConcurrency: Int = 64
+    /// `RELAY_MAX_MESSAGE_BYTES` (default 26214400): largest accepted message.
+    public var maxMessageBytes: Int = 26_214_400
+    /// `RELAY_LEASE_TIME` (default 60s): how long a claim is held before another node may take the work over.
+    public var leaseTime: Duration = .seconds(60)
+    /// `RELAY_SMTP_VERIFY_CERTIFICATES` (default false): verify MX certificates when using STARTTLS.
+    public var verifyCertificates = false
+    /// `RELAY_SMTP_PLAINTEXT_FALLBACK` (default false): after a failed STARTTLS handshake, retry that MX without TLS.
+    public var plaintextFallback = false
+    /// `RELAY_LOG_LEVEL` (default `info`): trace, debug, info, notice, warning, error, critical.
+    public var logLevel: Logger.Level = .info
+
+    /// The defaults.
+    public init() {}
+
+    /// Every environment variable this type reads, for the CLI's flag mapping and docs.
+    public static let variables: [String] = [
+        "DATABASE_URL", "RELAY_DATA_DIR", "RELAY_HTTP_ADDR", "RELAY_HOSTNAME", "RELAY_ADMIN_TOKEN", "RELAY_DNS_SERVERS",
+        "RELAY_MX_PORT", "RELAY_RETRY_INITIAL", "RELAY_RETRY_MAX", "RELAY_MAX_QUEUE_LIFETIME", "RELAY_WORKER_CONCURRENCY",
+        "RELAY_MAX_MESSAGE_BYTES", "RELAY_LEASE_TIME", "RELAY_SMTP_VERIFY_CERTIFICATES", "RELAY_SMTP_PLAINTEXT_FALLBACK",
+        "RELAY_LOG_LEVEL",
+    ]
+
+    /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
+    /// `ConfigurationError` naming the variable. Empty values count as unset.
+    public init(values: [String: String]) throws {
+        self.init()
+        func value(_ name: String) -> String? {
+            guard let raw = values[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+        func duration(_ name: String) throws -> Duration? {
+            guard let text = value(name) else { return nil }
+            guard let parsed = DurationParsing.parse(text) else {
+                throw ConfigurationError("\(name)=\(text) is not a duration (write e.g. 500ms, 30s, 5m, 2h, 5d)")
+            }
+            return parsed
+        }
+        func integer(_ name: String, minimum: Int) throws -> Int? {
+            guard let text = value(name) else { return nil }
+            guard let parsed = Int(text), parsed >= minimum else {
+                throw ConfigurationError("\(name)=\(text) must be a whole number ≥ \(minimum)")
+            }
+            return parsed
+        }
+        func boolean(_ name: String) throws -> Bool? {
+            guard let text = value(name)?.lowercased() else { return nil }
+            switch text {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigurationError("\(name)=\(text) must be true or false")
+            }
+        }
+
+        databaseURL = value("DATABASE_URL")
+        if let databaseURL { _ = try DatabaseLocation(url: databaseURL) }
+        if let dir = value("RELAY_DATA_DIR") { dataDirectory = dir }
+        if let address = value("RELAY_HTTP_ADDR") {
+            (httpHost, httpPort) = try Self.hostPort(address, variable: "RELAY_HTTP_ADDR")
+        }
+        if let name = value("RELAY_HOSTNAME") { hostname = name }
+        adminToken = value("RELAY_ADMIN_TOKEN")
+        if let servers = value("RELAY_DNS_SERVERS") {
+            dnsServers = try servers.split(separator: ",").map { item in
+                do { return try DNSServerAddress(parsing: item.trimmingCharacters(in: .whitespaces)) }
+                catch { throw ConfigurationError("RELAY_DNS_SERVERS: \"\(item)\" is not an ip or ip:port") }
+            }
+            if dnsServers.isEmpty { throw ConfigurationError("RELAY_DNS_SERVERS lists no server") }
+        }
+        if let port = try integer("RELAY_MX_PORT", minimum: 1) {
+            guard port <= 65535 else { throw ConfigurationError("RELAY_MX_PORT=\(port) is not a TCP port") }
+            mxPort = port
+        }
+        if let initial = try duration("RELAY_RETRY_INITIAL") { retryPolicy.initialDelay = initial }
+        if let maximum = try duration("RELAY_RETRY_MAX") { retryPolicy.maximumDelay = maximum }
+        if let lifetime = try duration("RELAY_MAX_QUEUE_LIFETIME") { retryPolicy.maximumLifetime = lifetime }
+        if retryPolicy.maximumDelay < retryPolicy.initialDelay {
+            throw ConfigurationError("RELAY_RETRY_MAX must not be below RELAY_RETRY_INITIAL")
+        }
+        if let concurrency = try integer("RELAY_WORKER_CONCURRENCY", minimum: 1) { workerConcurrency = concurrency }
+        if let bytes = try integer("RELAY_MAX_MESSAGE_BYTES", minimum: 1024) { maxMessageBytes = bytes }
+        if let lease = try duration("RELAY_LEASE_TIME") {
+            guard lease >= .seconds(1) else { throw ConfigurationError("RELAY_LEASE_TIME must be at least 1s") }
+            leaseTime = lease
+        }
+        if let verify = try boolean("RELAY_SMTP_VERIFY_CERTIFICATES") { verifyCertificates = verify }
+        if let fallback = try boolean("RELAY_SMTP_PLAINTEXT_FALLBACK") { plaintextFallback = fallback }
+        if let level = value("RELAY_LOG_LEVEL") {
+            guard let parsed = Logger.Level(rawValue: level.lowercased()) else {
+                throw ConfigurationError("RELAY_LOG_LEVEL=\(level) is not one of trace, debug, info, notice, warning, error, critical")
+            }
+            logLevel = parsed
+        }
+    }
+
+    /// Splits `host:port` (IPv6 as `[::1]:8080`).
+    static func hostPort(_ text: String, variable: String) throws -> (String, Int) {
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[text.index(after: close)...].dropFirst()
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            throw ConfigurationError("\(variable)=\(text) must be host:port")
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else {
+            throw ConfigurationError("\(variable)=\(text) must be host:port")
+        }
+        return (String(host), port)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+import RelayStore
+import ServiceLifecycle
+
+/// What the `relay` subcommands do, kept here so the executable stays a thin argument parser.
+public enum RelayRunner {
+    /// `relay serve`: starts the managed PostgreSQL when there is no `DATABASE_URL`, then runs until SIGTERM/SIGINT,
+    /// then stops the managed PostgreSQL again.
+    public static func serve(_ configuration: RelayConfiguration) async throws {
+        let logger = bootstrapLogging(configuration.logLevel)
+        let (location, managed) = try startDatabase(configuration, logger: logger)
+        logger.info("relay starting", metadata: [
+            "http": "\(configuration.httpHost):\(configuration.httpPort)", "hostname": "\(configuration.hostname)",
+            "database": "\(managed == nil ? "DATABASE_URL" : "managed in \(managed!.dataDirectory)")"])
+        do {
+            let app = try buildApplication(configuration: configuration, database: location, logger: logger)
+            let group = ServiceGroup(configuration: .init(
+                services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            managed?.stop()
+            throw error
+        }
+        managed?.stop()
+        logger.info("relay stopped")
+    }
+
+    /// `relay migrate`.
+    public static func migrate(_ configuration: RelayConfiguration) async throws {
+        let logger = bootstrapLogging(configuration.logLevel)
+        try await withDatabase(configuration, logger: logger) { database in
+            let applied = try await Migrator(client: database.client, logger: logger).migrate()
+            print(applied.isEmpty ? "The schema is up to date." : "Applied migrations: \(applied.map(String.init).joined(separator: ", ")).")
+        }
+    }
+
+    /// `relay tenant create`.
+    public static func createTenant(name: String, configuration: RelayConfiguration) async throws
+        -> (id: String, name: String, apiKey: String) {
+        let logger = bootstrapLogging(min(configuration.logLevel, .warning) == .warning ? .warning : configuration.logLevel)
+        return try await withDatabase(configuration, logger: logger) { database in
+            try await Migrator(client: database.client, logger: logger).migrate()
+            let (tenant, key) = try await database.createTenant(name: name)
+            return (tenant.id.uuidString.lowercased(), tenant.name, key)
+        }
+    }
+
+    private static func startDatabase(_ configuration: RelayConfiguration, logger: Logger) throws -> (DatabaseLocation, ManagedPostgres?) {
+        if let url = configuration.databaseURL {
+            return (try DatabaseLocation(url: url), nil)
+        }
+        let managed = ManagedPostgres(dataDirectory: configuration.dataDirectory, logger: logger)
+        try managed.start()
+        return (managed.location, managed)
+    }
+
+    /// Runs `body` with a connected store; a managed PostgreSQL started for it is stopped afterwards
+    /// (one that was already running, e.g. under `relay serve`, is left running).
+    private static func withDatabase<T: Sendable>(_ configuration: RelayConfiguration, logger: Logger,
+                                                  _ body: @escaping @Sendable (RelayDatabase) async throws -> T) async throws -> T {
+        var managed: ManagedPostgres?
+        var startedHere = false
+        let location: DatabaseLocation
+        if let url = configuration.databaseURL {
+            location = try DatabaseLocation(url: url)
+        } else {
+            let server = ManagedPostgres(dataDirectory: configuration.dataDirectory, logger: logger)
+            startedHere = try server.start()
+            managed = server
+            location = server.location
+        }
+        defer { if startedHere { managed?.stop() } }
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                await client.run()
+                return nil
+            }
+            defer { group.cancelAll() }
+            let result = try await body(RelayDatabase(client: client, logger: logger))
+            return result
+        }
+    }
+
+    /// Logs to standard error in a plain key=value form, at the configured level.
+    static func bootstrapLogging(_ level: Logger.Level) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var logger = Logger(label: "relay")
+        logger.logLevel = level
+        return logger
+    }
+}

@@ -1,0 +1,233 @@
+import DNSClient
+import Foundation
+import Logging
+import NIOCore
+import RelayCore
+import RelayStore
+import SMTPClient
+import SMTPCore
+
+/// Recipients of one message at one domain: delivered together in one SMTP transaction per MX connection.
+struct DeliveryGroup: Sendable {
+    var messageID: UUID
+    var domain: String
+    var mailFrom: String
+    var requiresSMTPUTF8: Bool
+    var expiresAt: Date
+    var recipients: [ClaimedRecipient]
+
+    /// Groups claimed rows by (message, domain), keeping claim order.
+    static func make(from claimed: [ClaimedRecipient]) -> [DeliveryGroup] {
+        var order: [String] = []
+        var groups: [String: DeliveryGroup] = [:]
+        for recipient in claimed {
+            let key = "\(recipient.messageID)|\(recipient.domain)"
+            if groups[key] == nil {
+                order.append(key)
+                groups[key] = DeliveryGroup(messageID: recipient.messageID, domain: recipient.domain,
+                                            mailFrom: recipient.mailFrom, requiresSMTPUTF8: recipient.requiresSMTPUTF8,
+                                            expiresAt: recipient.expiresAt, recipients: [])
+            }
+            groups[key]?.recipients.append(recipient)
+        }
+        return order.compactMap { groups[$0] }
+    }
+}
+
+/// What one attempt did to each recipient of a group.
+struct GroupAttemptResult: Sendable {
+    var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)]
+    /// The MX host that answered (or was tried last).
+    var mx: String?
+}
+
+/// Delivers one group: resolves the domain's mail exchangers (RFC 5321 §5.1), tries them in preference order,
+/// and runs the SMTP transaction on the first that accepts a connection. Never throws: every failure becomes
+/// an outcome per recipient.
+struct Deliverer: Sendable {
+    /// RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients per transaction; larger groups are
+    /// split into transactions of this size on the same connection.
+    static let recipientsPerTransaction = 100
+
+    let resolver: DNSResolver
+    let pool: MXConnectionPool
+    let configuration: WorkerConfiguration
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+
+    func deliver(_ group: DeliveryGroup, body: ByteBuffer) async -> GroupAttemptResult {
+        let domain = group.domain
+        // An address literal (RFC 5321 §4.1.3, e.g. user@[192.0.2.1]) names the host itself: no MX lookup.
+        if domain.hasPrefix("["), domain.hasSuffix("]") {
+            var literal = String(domain.dropFirst().dropLast())
+            if literal.lowercased().hasPrefix("ipv6:") { literal = String(literal.dropFirst(5)) }
+            return await deliver(group, body: body, hosts: [(literal, [literal])])
+        }
+        let hosts: [String]
+        do {
+            switch try await resolver.mailExchangers(for: domain) {
+            case .noSuchDomain:
+                return .all(group, .failed(reason: "domain_not_found",
+                                           detail: "the domain \(domain) does not exist (NXDOMAIN)", reply: nil))
+            case .nullMX:
+                return .all(group, .failed(reason: "null_mx",
+                                           detail: "the domain \(domain) does not accept mail (null MX, RFC 7505)", reply: nil))
+            case .implicit(let host):
+                hosts = [host]
+            case .exchangers(let records):
+                hosts = records.map(\.host)
+            }
+        } catch {
+            return .all(group, .deferred(reply: nil, detail: "MX lookup for \(domain) failed: \(error)"))
+        }
+
+        return await deliver(group, body: body, hosts: hosts.map { ($0, nil) })
+    }
+
+    /// Tries each host in order (addresses looked up unless given) until one runs the transaction.
+    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, hosts: [(name: String, addresses: [String]?)]) async -> GroupAttemptResult {
+        let domain = group.domain
+        var failures: [String] = []
+        var lastRejection: DeliveryReply?
+        for (host, knownAddresses) in hosts {
+            let addresses: [String]
+            do {
+                if let knownAddresses {
+                    addresses = knownAddresses
+                } else {
+                    addresses = try await resolver.addresses(of: host)
+                }
+            } catch {
+                failures.append("\(host): address lookup failed: \(error)")
+                continue
+            }
+            if addresses.isEmpty {
+                failures.append("\(host): no A or AAAA record")
+                continue
+            }
+            for address in addresses {
+                let limiter = pool.limiter(for: host)
+                await limiter.acquire()
+                let attempt = await deliver(group, body: body, host: host, address: address)
+                limiter.release()
+                switch attempt {
+                case .done(let result):
+                    return result
+                case .unreachable(let reason, let reply):
+                    failures.append(reason)
+                    if let reply { lastRejection = reply }
+                }
+            }
+        }
+        let detail = failures.isEmpty ? "no mail exchanger for \(domain)" : failures.joined(separator: "; ")
+        return GroupAttemptResult(outcomes: group.recipients.map { ($0, .deferred(reply: lastRejection, detail: detail)) },
+                                  mx: hosts.last?.name)
+    }
+
+    private enum HostAttempt {
+        case done(GroupAttemptResult)
+        /// Could not start a session here; try the next address or MX host.
+        case unreachable(String, DeliveryReply?)
+    }
+
+    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, host: String, address: String) async -> HostAttempt {
+        let key = MXConnectionPool.Key(host: host, address: address)
+        // A reused connection may have been closed by the server while idle; then retry once on a fresh one.
+        var reuse = pool.takeIdle(key)
+        while true {
+            let connection: SMTPConnection
+            var uses = 0
+            let reused = reuse != nil
+            if let (idle, idleUses) = reuse {
+                connection = idle
+                uses = idleUses
+                reuse = nil
+            } else {
+                do {
+                    let socketAddress = try SocketAddress(ipAddress: address, port: configuration.mxPort)
+                    connection = try await SMTPConnection.connect(
+                        to: socketAddress, serverName: host, configuration: configuration.smtp,
+                        eventLoopGroup: eventLoopGroup, logger: logger)
+                } catch let error as SMTPClientError {
+                    return .unreachable("\(host) [\(address)]: \(error)", error.reply.map(DeliveryReply.init))
+                } catch {
+                    return .unreachable("\(host) [\(address)]: \(error)", nil)
+                }
+            }
+            var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)] = []
+            var chunks = stride(from: 0, to: group.recipients.count, by: Self.recipientsPerTransaction).map {
+                Array(group.recipients[$0..<min($0 + Self.recipientsPerTransaction, group.recipients.count)])
+            }[...]
+            var failed = false
+            while let chunk = chunks.popFirst() {
+                let envelope = SMTPEnvelope(mailFrom: group.mailFrom, recipients: chunk.map(\.email),
+                                            requiresSMTPUTF8: group.requiresSMTPUTF8)
+                do {
+                    let result = try await connection.send(envelope, message: body)
+                    uses += 1
+                    outcomes += Self.outcomes(for: chunk, result: result)
+                    if result.data == nil && connection.isUsable {
+                        try? await connection.reset()
+                    }
+                } catch let error as SMTPClientError {
+                    await connection.close()
+                    if reused && outcomes.isEmpty && error.phase == .mailFrom {
+                        logger.debug("cached connection failed, reconnecting", metadata: ["mx": "\(host)"])
+                        failed = true
+                        break
+                    }
+                    let detail = error.phase == .endOfData
+                        ? "outcome unknown, will retry (a duplicate is possible): \(error)"
+                        : "\(error)"
+                    outcomes += chunk.map { ($0, .deferred(reply: error.reply.map(DeliveryReply.init), detail: "\(host) [\(address)]: \(detail)")) }
+                    for rest in chunks {
+                        outcomes += rest.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(detail)")) }
+                    }
+                    return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+                } catch {
+                    await connection.close()
+                    outcomes += chunk.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(error)")) }
+                    return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+                }
+            }
+            if failed { continue }
+            await pool.giveBack(key, connection, uses: uses)
+            return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+        }
+    }
+
+    /// Maps one transaction's replies to per-recipient outcomes.
+    static func outcomes(for recipients: [ClaimedRecipient], result: SMTPTransactionResult) -> [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)] {
+        let mailReply = DeliveryReply(result.mailFrom)
+        guard mailReply.isSuccess else {
+            return recipients.map { ($0, OutcomeClassifier.classify(mailReply)) }
+        }
+        let dataReply = result.data.map(DeliveryReply.init)
+        return recipients.enumerated().map { index, recipient in
+            guard index < result.recipients.count, let rcpt = result.recipients[index] else {
+                return (recipient, .deferred(reply: nil, detail: "RCPT TO was not sent"))
+            }
+            let rcptReply = DeliveryReply(rcpt)
+            guard rcptReply.isSuccess else {
+                return (recipient, OutcomeClassifier.classifyRecipientRejection(rcptReply))
+            }
+            guard let dataReply else {
+                return (recipient, .deferred(reply: nil, detail: "the message data was not sent"))
+            }
+            return (recipient, OutcomeClassifier.classify(dataReply))
+        }
+    }
+}
+
+extension GroupAttemptResult {
+    static func all(_ group: DeliveryGroup, _ outcome: DeliveryOutcome) -> GroupAttemptResult {
+        GroupAttemptResult(outcomes: group.recipients.map { ($0, outcome) }, mx: nil)
+    }
+}
+
+extension DeliveryReply {
+    /// Converts a parsed SMTP reply into the stored form.
+    init(_ reply: SMTPReply) {
+        self.init(code: reply.code, enhanced: reply.enhancedCode?.description, text: reply.text)
+    }
+}

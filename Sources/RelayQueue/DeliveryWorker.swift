@@ -1,0 +1,243 @@
+// The delivery worker: claims due recipients from the PostgreSQL queue and delivers them over SMTP.
+//
+// Recipient states (RelayCore.RecipientStatus):
+//   queued    accepted, not attempted yet (or put back after a 452 "too many recipients")
+//   deferred  an attempt failed transiently (4xx, network, DNS); next attempt at `next_attempt_at`
+//   delivered 2xx after end of data                           (final)
+//   bounced   5xx from the receiving server                   (final)
+//   failed    expired after RELAY_MAX_QUEUE_LIFETIME, NXDOMAIN, or null MX (final)
+//
+// Claim strategy: one statement claims up to `claimBatchSize` due rows with FOR UPDATE SKIP LOCKED and
+// stamps a lease (owner = this node, due_at = now + RELAY_LEASE_TIME); leases are renewed while deliveries
+// run, so a crashed node's rows become due again after one lease time without any sweeper. Claimed rows are
+// grouped by (message, recipient domain) into one SMTP transaction; at most RELAY_WORKER_CONCURRENCY groups
+// are delivered at once. Outcomes are written in batches by CompletionWriter. Idle workers wake on
+// LISTEN/NOTIFY within milliseconds of an accept; a 1s poll is the fallback.
+//
+// Backoff rule: after the n-th transient failure the next attempt is RELAY_RETRY_INITIAL × 2^(n−1), capped
+// at RELAY_RETRY_MAX, ±20% jitter, never later than the expiry time; a recipient still deferred at expiry
+// fails with reason `expired`.
+
+import DNSClient
+import Foundation
+import Logging
+import NIOCore
+import RelayCore
+import RelayStore
+import ServiceLifecycle
+import Synchronization
+
+/// The delivery worker of one node, run as a `Service`. Graceful shutdown stops claiming, lets in-flight
+/// deliveries finish (up to the grace period), writes their outcomes, and gives unstarted claims back.
+public final class DeliveryWorker: Service, Sendable {
+    private let database: RelayDatabase
+    private let configuration: WorkerConfiguration
+    private let deliverer: Deliverer
+    private let pool: MXConnectionPool
+    private let logger: Logger
+    private let wakeup = WakeupSignal()
+    private let slots: AsyncSemaphore
+    /// Recipient ids this node holds a lease on and has not yet written an outcome for.
+    private let inFlight = Mutex(Set<Int64>())
+    private let stopping = Atomic<Bool>(false)
+
+    /// Creates a worker; nothing runs until `run()`.
+    public init(database: RelayDatabase, resolver: DNSResolver, configuration: WorkerConfiguration,
+                eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+        self.slots = AsyncSemaphore(permits: configuration.concurrency)
+        self.pool = MXConnectionPool(maxPerHost: configuration.maxConnectionsPerMX,
+                                     idleTimeout: configuration.connectionIdleTimeout,
+                                     maxUses: configuration.maxMessagesPerConnection)
+        self.deliverer = Deliverer(resolver: resolver, pool: pool, configuration: configuration,
+                                   eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Wakes the claim loop now (e.g. after an accept in this process).
+    public func wake() {
+        wakeup.signal()
+    }
+
+    /// Runs until graceful shutdown or cancellation.
+    public func run() async throws {
+        let writer = CompletionWriter(
+            database: database, owner: configuration.nodeID, batchSize: configuration.completionBatchSize,
+            flushInterval: configuration.completionFlushInterval, logger: logger
+        ) { [self] ids in
+            self.inFlight.withLock { $0.subtract(ids) }
+        }
+        logger.info("delivery worker started", metadata: [
+            "node": "\(configuration.nodeID)", "concurrency": "\(configuration.concurrency)"])
+        await withTaskGroup(of: Bool.self) { background in
+            background.addTask { await self.listenForNotifications(); return false }
+            background.addTask { await self.renewLeasesPeriodically(); return false }
+            background.addTask { await writer.run(); return true }
+            await withDiscardingTaskGroup { deliveries in
+                await withGracefulShutdownHandler {
+                    await self.claimLoop(deliveries: &deliveries, writer: writer)
+                } onGracefulShutdown: {
+                    self.stopping.store(true, ordering: .relaxed)
+                    self.wakeup.signal()
+                }
+            }
+            // Every delivery has finished: write what is pending, then stop the helpers.
+            writer.finish()
+            while let writerDone = await background.next(), !writerDone {}
+            background.cancelAll()
+        }
+        await pool.closeAll()
+        let leftover = inFlight.withLock { Array($0) }
+        if !leftover.isEmpty {
+            try? await database.releaseLeases(owner: configuration.nodeID, recipientIDs: leftover)
+        }
+        logger.info("delivery worker stopped")
+    }
+
+    private func claimLoop(deliveries: inout DiscardingTaskGroup, writer: CompletionWriter) async {
+        var errorDelay: Duration = .milliseconds(100)
+        var lastIdleSweep = ContinuousClock.now
+        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            if ContinuousClock.now - lastIdleSweep > .seconds(1) {
+                lastIdleSweep = .now
+                await pool.closeExpired()
+            }
+            let free = slots.available
+            if free == 0 {
+                // Wait for a slot to free up, then give it straight back to the group that takes it.
+                await slots.acquire()
+                slots.release()
+                continue
+            }
+            let limit = min(configuration.claimBatchSize, max(free * 4, 16))
+            let claimed: [ClaimedRecipient]
+            do {
+                claimed = try await database.claim(owner: configuration.nodeID, limit: limit, lease: configuration.leaseTime)
+                errorDelay = .milliseconds(100)
+            } catch {
+                logger.warning("claiming work failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                await wakeup.wait(timeout: errorDelay)
+                errorDelay = min(errorDelay * 2, .seconds(5))
+                continue
+            }
+            if claimed.isEmpty {
+                await wakeup.wait(timeout: configuration.pollInterval)
+                continue
+            }
+            inFlight.withLock { $0.formUnion(claimed.map(\.recipientID)) }
+            var groups = DeliveryGroup.make(from: claimed)[...]
+            while let group = groups.popFirst() {
+                await slots.acquire()
+                if stopping.load(ordering: .relaxed) {
+                    slots.release()
+                    let unstarted = [group] + groups
+                    let ids = unstarted.flatMap { $0.recipients.map(\.recipientID) }
+                    try? await database.releaseLeases(owner: configuration.nodeID, recipientIDs: ids)
+                    inFlight.withLock { $0.subtract(ids) }
+                    break
+                }
+                deliveries.addTask {
+                    defer { self.slots.release() }
+                    let outcomes = await self.attempt(group)
+                    writer.submit(outcomes)
+                }
+            }
+        }
+    }
+
+    /// One attempt for one group, turned into rows to write.
+    private func attempt(_ group: DeliveryGroup) async -> [CompletedDelivery] {
+        let started = ContinuousClock.now
+        let now = Date()
+        if now >= group.expiresAt {
+            return group.recipients.map {
+                CompletedDelivery(recipientID: $0.recipientID, status: .failed, countsAsAttempt: false, nextAttemptAt: nil,
+                                  reply: nil, detail: "the message expired before it could be delivered", mx: nil,
+                                  reason: "expired", durationMs: 0)
+            }
+        }
+        let result: GroupAttemptResult
+        do {
+            guard let body = try await database.messageBody(messageID: group.messageID) else {
+                return group.recipients.map {
+                    CompletedDelivery(recipientID: $0.recipientID, status: .failed, countsAsAttempt: true, nextAttemptAt: nil,
+                                      reply: nil, detail: "the stored message is missing", mx: nil, reason: "other", durationMs: 0)
+                }
+            }
+            result = await deliverer.deliver(group, body: body)
+        } catch {
+            // Database trouble reading the body: not an attempt; try again soon.
+            logger.warning("reading a message body failed", metadata: ["error": "\(String(reflecting: error))"])
+            return group.recipients.map {
+                CompletedDelivery(recipientID: $0.recipientID, status: $0.attempts == 0 ? .queued : .deferred,
+                                  countsAsAttempt: false, nextAttemptAt: Date().addingTimeInterval(5), reply: nil,
+                                  detail: "could not read the message from the database", mx: nil, reason: nil, durationMs: 0)
+            }
+        }
+        let durationMs = Int((ContinuousClock.now - started).milliseconds)
+        let finishedAt = Date()
+        return result.outcomes.map { recipient, outcome in
+            Self.completion(for: recipient, outcome: outcome, mx: result.mx, durationMs: durationMs,
+                            now: finishedAt, policy: configuration.retryPolicy)
+        }
+    }
+
+    /// Applies the retry policy to an outcome: a deferral gets its next attempt time, or fails as `expired`
+    /// when the lifetime has run out.
+    static func completion(for recipient: ClaimedRecipient, outcome: DeliveryOutcome, mx: String?, durationMs: Int,
+                           now: Date, policy: RetryPolicy) -> CompletedDelivery {
+        switch outcome {
+        case .deferred(let reply, let detail):
+            let attempts = recipient.attempts + 1
+            if let next = policy.nextAttempt(afterAttempts: attempts, now: now, expiresAt: recipient.expiresAt) {
+                return CompletedDelivery(recipientID: recipient.recipientID, status: .deferred, countsAsAttempt: true,
+                                         nextAttemptAt: next, reply: reply, detail: detail, mx: mx, reason: nil,
+                                         durationMs: durationMs)
+            }
+            return CompletedDelivery(recipientID: recipient.recipientID, status: .failed, countsAsAttempt: true,
+                                     nextAttemptAt: nil, reply: reply, detail: detail, mx: mx, reason: "expired",
+                                     durationMs: durationMs)
+        case .requeue(let reply):
+            return CompletedDelivery(recipientID: recipient.recipientID, status: recipient.attempts == 0 ? .queued : .deferred,
+                                     countsAsAttempt: false, nextAttemptAt: now, reply: reply, detail: nil, mx: mx,
+                                     reason: nil, durationMs: durationMs)
+        default:
+            return CompletedDelivery(recipientID: recipient.recipientID, status: outcome.status, countsAsAttempt: true,
+                                     nextAttemptAt: nil, reply: outcome.reply, detail: outcome.detail, mx: mx,
+                                     reason: outcome.reason, durationMs: durationMs)
+        }
+    }
+
+    private func listenForNotifications() async {
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    try await connection.listen(on: RelayDatabase.queueChannel) { notifications in
+                        for try await _ in notifications {
+                            self.wakeup.signal()
+                        }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.debug("LISTEN connection lost; polling until it is back", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    private func renewLeasesPeriodically() async {
+        let interval = configuration.leaseTime / 3
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            let ids = inFlight.withLock { Array($0) }
+            do {
+                try await database.renewLeases(owner: configuration.nodeID, recipientIDs: ids, lease: configuration.leaseTime)
+            } catch {
+                logger.warning("renewing leases failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Logging
+import NIOCore
+import SMTPClient
+import Synchronization
+
+/// Keeps SMTP connections to MX hosts for reuse and bounds how many this node opens to one host.
+///
+/// A delivery checks out a connection for one (host, address); an idle one is reused (RSET is not needed:
+/// a transaction that ended with the end-of-data reply leaves the session ready, RFC 5321 §4.1.4, and the
+/// worker sends RSET itself after an aborted one). Idle connections close after `idleTimeout`, and each
+/// connection closes after `maxMessagesPerConnection` transactions.
+final class MXConnectionPool: Sendable {
+    struct Key: Hashable, Sendable {
+        var host: String
+        var address: String
+    }
+
+    private struct Idle {
+        var connection: SMTPConnection
+        var since: ContinuousClock.Instant
+        var uses: Int
+    }
+
+    private struct State {
+        var idle: [Key: [Idle]] = [:]
+        var hostLimits: [String: AsyncSemaphore] = [:]
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let maxPerHost: Int
+    private let idleTimeout: Duration
+    private let maxUses: Int
+
+    init(maxPerHost: Int, idleTimeout: Duration, maxUses: Int) {
+        self.maxPerHost = maxPerHost
+        self.idleTimeout = idleTimeout
+        self.maxUses = maxUses
+    }
+
+    /// The per-host limiter: a delivery holds one permit of its MX host while it uses a connection to it.
+    func limiter(for host: String) -> AsyncSemaphore {
+        state.withLock { state in
+            if let existing = state.hostLimits[host] { return existing }
+            let semaphore = AsyncSemaphore(permits: maxPerHost)
+            state.hostLimits[host] = semaphore
+            return semaphore
+        }
+    }
+
+    /// A usable idle connection for the key, with how many transactions it has carried.
+    func takeIdle(_ key: Key) -> (SMTPConnection, Int)? {
+        let now = ContinuousClock.now
+        var stale: [SMTPConnection] = []
+        let found = state.withLock { state -> (SMTPConnection, Int)? in
+            while var list = state.idle[key], let last = list.popLast() {
+                state.idle[key] = list.isEmpty ? nil : list
+                if last.connection.isUsable && now - last.since < idleTimeout {
+                    return (last.connection, last.uses)
+                }
+                stale.append(last.connection)
+            }
+            return nil
+        }
+        if !stale.isEmpty { Task { for connection in stale { await connection.close() } } }
+        return found
+    }
+
+    /// Returns a connection after use; it is closed instead when unusable, worn out, or the pool is closed.
+    func giveBack(_ key: Key, _ connection: SMTPConnection, uses: Int) async {
+        let keep = connection.isUsable && uses < maxUses && state.withLock { state -> Bool in
+            if state.closed { return false }
+            state.idle[key, default: []].append(Idle(connection: connection, since: .now, uses: uses))
+            return true
+        }
+        if !keep { await connection.close() }
+    }
+
+    /// Closes idle connections older than the idle timeout; called periodically by the worker.
+    func closeExpired() async {
+        let now = ContinuousClock.now
+        let expired = state.withLock { state -> [SMTPConnection] in
+            var expired: [SMTPConnection] = []
+            for (key, list) in state.idle {
+                let (old, fresh) = (list.filter { now - $0.since >= idleTimeout }, list.filter { now - $0.since < idleTimeout })
+                expired += old.map(\.connection)
+                state.idle[key] = fresh.isEmpty ? nil : fresh
+            }
+            return expired
+        }
+        for connection in expired { await connection.close() }
+    }
+
+    /// Closes every idle connection and stops keeping new ones (shutdown).
+    func closeAll() async {
+        let all = state.withLock { state -> [SMTPConnection] in
+            state.closed = true
+            let all = state.idle.values.flatMap { $0.map(\.connection) }
+            state.idle = [:]
+            return all
+        }
+        for connection in all { await connection.close() }
+    }
+}

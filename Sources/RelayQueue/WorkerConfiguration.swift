@@ -1,0 +1,41 @@
+import Foundation
+import RelayCore
+import SMTPClient
+
+/// Tunables of the delivery worker, each with its default (the configuration table in README.md names the
+/// environment variables that set them).
+public struct WorkerConfiguration: Sendable {
+    /// This node's id; stamped on the queue rows it leases.
+    public var nodeID: UUID
+    /// Simultaneous SMTP transactions on this node (`RELAY_WORKER_CONCURRENCY`, default 64).
+    public var concurrency: Int = 64
+    /// Most recipients claimed by one claim statement (default 256).
+    public var claimBatchSize: Int = 256
+    /// How long a claim is held before another node may take the work over (`RELAY_LEASE_TIME`, default 60s).
+    /// Renewed every third of it while the delivery runs.
+    public var leaseTime: Duration = .seconds(60)
+    /// Fallback poll interval when no NOTIFY arrives (default 1s).
+    public var pollInterval: Duration = .seconds(1)
+    /// Most outcomes written by one statement (default 500).
+    public var completionBatchSize: Int = 500
+    /// How long outcomes may wait to be batched with others (default 10ms).
+    public var completionFlushInterval: Duration = .milliseconds(10)
+    /// TCP port of MX hosts (`RELAY_MX_PORT`, default 25).
+    public var mxPort: Int = 25
+    /// Retry schedule and lifetime.
+    public var retryPolicy: RetryPolicy = RetryPolicy()
+    /// SMTP client settings (EHLO name from `RELAY_HOSTNAME`, timeouts, TLS policy).
+    public var smtp: SMTPClientConfiguration
+    /// Most simultaneous connections from this node to one MX host (default 10).
+    public var maxConnectionsPerMX: Int = 10
+    /// How long an idle connection is kept for reuse (default 5s).
+    public var connectionIdleTimeout: Duration = .seconds(5)
+    /// Most messages sent over one connection before it is closed (default 100).
+    public var maxMessagesPerConnection: Int = 100
+
+    /// Creates a configuration with the defaults.
+    public init(nodeID: UUID, smtp: SMTPClientConfiguration) {
+        self.nodeID = nodeID
+        self.smtp = smtp
+    }
+}

@@ -1,0 +1,242 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import RelayCore
+
+/// A message ready to be stored: composed, validated, with its envelope recipients.
+public struct NewMessage: Sendable {
+    /// Message id (time-ordered UUID).
+    public var id: UUID
+    /// Owning tenant.
+    public var tenantID: UUID
+    /// Envelope sender (RFC 5321 reverse-path, bare address).
+    public var mailFrom: String
+    /// The From header as the user gave it.
+    public var fromHeader: String
+    /// Subject, "" when none.
+    public var subject: String
+    /// The Message-ID header value without angle brackets.
+    public var messageIDHeader: String
+    /// Up to 10 tags.
+    public var tags: [String]
+    /// Metadata as a JSON object text.
+    public var metadataJSON: String
+    /// The composed RFC 5322 message with CRLF line ends.
+    public var body: ByteBuffer
+    /// Whether delivery needs the SMTPUTF8 extension (non-ASCII addresses).
+    public var requiresSMTPUTF8: Bool
+    /// Envelope recipients, deduplicated: (address, lowercased domain).
+    public var recipients: [(email: String, domain: String)]
+    /// How long the message may stay in flight before failing as expired.
+    public var lifetime: Duration
+
+    /// Creates a message to store.
+    public init(id: UUID, tenantID: UUID, mailFrom: String, fromHeader: String, subject: String, messageIDHeader: String,
+                tags: [String], metadataJSON: String, body: ByteBuffer, requiresSMTPUTF8: Bool,
+                recipients: [(email: String, domain: String)], lifetime: Duration) {
+        self.id = id
+        self.tenantID = tenantID
+        self.mailFrom = mailFrom
+        self.fromHeader = fromHeader
+        self.subject = subject
+        self.messageIDHeader = messageIDHeader
+        self.tags = tags
+        self.metadataJSON = metadataJSON
+        self.body = body
+        self.requiresSMTPUTF8 = requiresSMTPUTF8
+        self.recipients = recipients
+        self.lifetime = lifetime
+    }
+}
+
+/// An `Idempotency-Key` with the hash of the request body it came with and the response to replay.
+public struct IdempotencyRequest: Sendable {
+    /// The key as sent by the client.
+    public var key: String
+    /// SHA-256 of the request body.
+    public var requestHash: [UInt8]
+    /// The response to store for replays (status and JSON body), rendered before the insert.
+    public var statusCode: Int
+    /// JSON body of the response.
+    public var responseBody: String
+
+    /// Creates the value.
+    public init(key: String, requestHash: [UInt8], statusCode: Int, responseBody: String) {
+        self.key = key
+        self.requestHash = requestHash
+        self.statusCode = statusCode
+        self.responseBody = responseBody
+    }
+}
+
+/// What `enqueue` did.
+public enum EnqueueResult: Sendable, Equatable {
+    /// Stored and committed.
+    case stored
+    /// The idempotency key was seen with the same body within 24 h: replay this response, nothing stored.
+    case replay(statusCode: Int, body: String)
+    /// The idempotency key was seen with a different body.
+    case idempotencyConflict
+}
+
+/// A message as the API shows it.
+public struct MessageRecord: Sendable {
+    public var id: UUID
+    public var fromHeader: String
+    public var subject: String
+    public var tags: [String]
+    public var metadataJSON: String
+    public var createdAt: Date
+    public var recipients: [RecipientRecord]
+}
+
+/// One recipient's delivery state as the API shows it.
+public struct RecipientRecord: Sendable {
+    public var email: String
+    public var status: RecipientStatus
+    public var attempts: Int
+    public var nextAttemptAt: Date?
+    public var lastReply: DeliveryReply?
+    /// The last attempt's text when there was no SMTP reply (network or DNS failure).
+    public var lastText: String?
+    public var lastMX: String?
+    public var reason: String?
+    public var updatedAt: Date
+}
+
+/// One entry of a message's event history.
+public struct EventRecord: Sendable {
+    public var type: String
+    public var recipient: String
+    public var at: Date
+    public var attempt: Int
+    public var mx: String?
+    public var reply: DeliveryReply?
+    public var detail: String?
+    public var durationMs: Int?
+}
+
+extension RelayDatabase {
+    /// Name of the LISTEN/NOTIFY channel that wakes idle workers after an accept.
+    public static let queueChannel = "relay_queue"
+
+    /// Stores a message, its body, its recipients, their queue rows and `accepted` events in one transaction,
+    /// and notifies idle workers on commit. With an idempotency key, a replay or conflict stores nothing.
+    public func enqueue(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
+        guard let idempotency else {
+            try await client.withConnection { connection in
+                try await insert(message, on: connection)
+            }
+            return .stored
+        }
+        return try await client.withTransaction(logger: logger) { connection -> EnqueueResult in
+            let hash = ByteBuffer(bytes: idempotency.requestHash)
+            let claimed = try await connection.query("""
+                INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response)
+                VALUES (\(message.tenantID), \(idempotency.key), \(hash), \(idempotency.statusCode), \(idempotency.responseBody))
+                ON CONFLICT (tenant_id, key) DO UPDATE
+                    SET request_hash = EXCLUDED.request_hash, status_code = EXCLUDED.status_code,
+                        response = EXCLUDED.response, created_at = now()
+                    WHERE idempotency_keys.created_at < now() - interval '24 hours'
+                RETURNING 1
+                """, logger: logger)
+            var inserted = false
+            for try await _ in claimed { inserted = true }
+            if inserted {
+                try await insert(message, on: connection)
+                return .stored
+            }
+            let existing = try await connection.query("""
+                SELECT request_hash, status_code, response FROM idempotency_keys
+                WHERE tenant_id = \(message.tenantID) AND key = \(idempotency.key)
+                """, logger: logger)
+            for try await (storedHash, status, body) in existing.decode((ByteBuffer, Int, String).self) {
+                if Array(storedHash.readableBytesView) == idempotency.requestHash {
+                    return .replay(statusCode: status, body: body)
+                }
+                return .idempotencyConflict
+            }
+            return .idempotencyConflict
+        }
+    }
+
+    private func insert(_ message: NewMessage, on connection: PostgresConnection) async throws {
+        let emails = message.recipients.map(\.email)
+        let domains = message.recipients.map(\.domain)
+        let lifetimeSeconds = message.lifetime.seconds
+        try await connection.query("""
+            WITH m AS (
+                INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
+                                      size_bytes, smtputf8, expires_at)
+                VALUES (\(message.id), \(message.tenantID), \(message.mailFrom), \(message.fromHeader), \(message.subject),
+                        \(message.messageIDHeader), \(message.tags), \(message.metadataJSON)::jsonb,
+                        \(message.body.readableBytes), \(message.requiresSMTPUTF8),
+                        now() + make_interval(secs => \(lifetimeSeconds)))
+                RETURNING id
+            ), b AS (
+                INSERT INTO message_bodies (message_id, body) VALUES (\(message.id), \(message.body))
+            ), r AS (
+                INSERT INTO recipients (message_id, tenant_id, email, domain, next_attempt_at)
+                SELECT \(message.id), \(message.tenantID), e, d, now()
+                FROM unnest(\(emails)::text[], \(domains)::text[]) WITH ORDINALITY AS x(e, d, n) ORDER BY n
+                RETURNING id, domain
+            ), q AS (
+                INSERT INTO queue (recipient_id, message_id, domain, due_at)
+                SELECT id, \(message.id), domain, now() FROM r
+            ), ev AS (
+                INSERT INTO events (tenant_id, message_id, recipient_id, type)
+                SELECT \(message.tenantID), \(message.id), id, 'accepted' FROM r
+            )
+            SELECT pg_notify(\(Self.queueChannel), '')
+            """, logger: logger)
+    }
+
+    /// A tenant's message with its recipients, or nil when it does not exist for this tenant.
+    public func message(id: UUID, tenantID: UUID) async throws -> MessageRecord? {
+        let rows = try await client.query("""
+            SELECT id, from_header, subject, tags, metadata::text, created_at FROM messages
+            WHERE id = \(id) AND tenant_id = \(tenantID)
+            """, logger: logger)
+        var record: MessageRecord?
+        for try await (id, from, subject, tags, metadata, createdAt) in rows.decode((UUID, String, String, [String], String, Date).self) {
+            record = MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
+                                   createdAt: createdAt, recipients: [])
+        }
+        guard var record else { return nil }
+        let recipientRows = try await client.query("""
+            SELECT email, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, last_mx, reason, updated_at
+            FROM recipients WHERE message_id = \(id) ORDER BY id
+            """, logger: logger)
+        for try await (email, status, attempts, next, code, enhanced, text, mx, reason, updated) in recipientRows.decode(
+            (String, String, Int, Date?, Int?, String?, String?, String?, String?, Date).self) {
+            record.recipients.append(RecipientRecord(
+                email: email, status: RecipientStatus(rawValue: status) ?? .queued, attempts: attempts,
+                nextAttemptAt: next, lastReply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
+                lastText: text, lastMX: mx, reason: reason, updatedAt: updated))
+        }
+        return record
+    }
+
+    /// A tenant's message's events in time order, or nil when the message does not exist for this tenant.
+    public func events(messageID: UUID, tenantID: UUID) async throws -> [EventRecord]? {
+        let exists = try await client.query(
+            "SELECT 1 FROM messages WHERE id = \(messageID) AND tenant_id = \(tenantID)", logger: logger)
+        var found = false
+        for try await _ in exists { found = true }
+        guard found else { return nil }
+        let rows = try await client.query("""
+            SELECT e.type, r.email, e.at, e.attempt, e.mx, e.reply_code, e.reply_enhanced, e.reply_text, e.duration_ms
+            FROM events e JOIN recipients r ON r.id = e.recipient_id
+            WHERE e.message_id = \(messageID) AND e.tenant_id = \(tenantID)
+            ORDER BY e.id
+            """, logger: logger)
+        var events: [EventRecord] = []
+        for try await (type, email, at, attempt, mx, code, enhanced, text, duration) in rows.decode(
+            (String, String, Date, Int, String?, Int?, String?, String?, Int?).self) {
+            let reply = code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") }
+            events.append(EventRecord(type: type, recipient: email, at: at, attempt: attempt, mx: mx, reply: reply,
+                                      detail: code == nil ? text : nil, durationMs: duration))
+        }
+        return events
+    }
+}

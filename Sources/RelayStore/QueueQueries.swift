@@ -1,0 +1,180 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import RelayCore
+
+/// A recipient claimed for delivery, with what the worker needs to deliver it.
+public struct ClaimedRecipient: Sendable, Hashable {
+    public var recipientID: Int64
+    public var messageID: UUID
+    public var tenantID: UUID
+    public var email: String
+    public var domain: String
+    /// Attempts made before this one.
+    public var attempts: Int
+    public var mailFrom: String
+    public var requiresSMTPUTF8: Bool
+    public var expiresAt: Date
+}
+
+/// The result of one attempt for one recipient, to be written in a batch.
+public struct CompletedDelivery: Sendable {
+    public var recipientID: Int64
+    /// The new state (`queued` for a 452 re-queue, `deferred`, or a final state).
+    public var status: RecipientStatus
+    /// Whether this counts as an attempt (a re-queue or an expiry found at claim time does not).
+    public var countsAsAttempt: Bool
+    /// When the recipient may be tried again (only for `queued`/`deferred`).
+    public var nextAttemptAt: Date?
+    public var reply: DeliveryReply?
+    /// Text for humans when there was no SMTP reply (network or DNS failure, expiry).
+    public var detail: String?
+    /// The MX host that answered (or that was tried last).
+    public var mx: String?
+    /// Failure reason label for `failed` (e.g. `expired`).
+    public var reason: String?
+    public var durationMs: Int
+
+    /// Creates the value.
+    public init(recipientID: Int64, status: RecipientStatus, countsAsAttempt: Bool, nextAttemptAt: Date?,
+                reply: DeliveryReply?, detail: String?, mx: String?, reason: String?, durationMs: Int) {
+        self.recipientID = recipientID
+        self.status = status
+        self.countsAsAttempt = countsAsAttempt
+        self.nextAttemptAt = nextAttemptAt
+        self.reply = reply
+        self.detail = detail
+        self.mx = mx
+        self.reason = reason
+        self.durationMs = durationMs
+    }
+}
+
+extension RelayDatabase {
+    /// Claims up to `limit` due recipients for `owner`, stamping a lease of `lease`: the row's `due_at` becomes
+    /// the lease expiry, so if the owner dies the row is due again after the lease without any sweeper.
+    /// `FOR UPDATE SKIP LOCKED` lets any number of workers on any number of nodes claim concurrently without
+    /// waiting on each other or claiming the same row.
+    public func claim(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
+        let rows = try await client.query("""
+            WITH due AS (
+                SELECT recipient_id FROM queue WHERE due_at <= now()
+                ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            ), claimed AS (
+                UPDATE queue q SET due_at = now() + make_interval(secs => \(lease.seconds)), lease_owner = \(owner)
+                FROM due WHERE q.recipient_id = due.recipient_id
+                RETURNING q.recipient_id, q.message_id, q.domain
+            )
+            SELECT c.recipient_id, c.message_id, m.tenant_id, r.email, c.domain, r.attempts, m.mail_from, m.smtputf8, m.expires_at
+            FROM claimed c JOIN recipients r ON r.id = c.recipient_id JOIN messages m ON m.id = c.message_id
+            ORDER BY c.message_id, c.domain, c.recipient_id
+            """, logger: logger)
+        var claimed: [ClaimedRecipient] = []
+        for try await (id, messageID, tenantID, email, domain, attempts, mailFrom, utf8, expires) in rows.decode(
+            (Int64, UUID, UUID, String, String, Int, String, Bool, Date).self) {
+            claimed.append(ClaimedRecipient(recipientID: id, messageID: messageID, tenantID: tenantID, email: email,
+                                            domain: domain, attempts: attempts, mailFrom: mailFrom,
+                                            requiresSMTPUTF8: utf8, expiresAt: expires))
+        }
+        return claimed
+    }
+
+    /// Writes many outcomes in one statement: queue rows of in-flight recipients get their next due time and lose
+    /// the lease, final ones leave the queue, recipients get their new state and every attempt an event.
+    /// Only rows still leased by `owner` are touched, so a node that lost its lease cannot overwrite the work of
+    /// the node that took over. Rows are given in id order so concurrent writers lock in the same order.
+    /// Returns how many outcomes were applied.
+    @discardableResult
+    public func complete(_ outcomes: [CompletedDelivery], owner: UUID) async throws -> Int {
+        if outcomes.isEmpty { return 0 }
+        let sorted = outcomes.sorted { $0.recipientID < $1.recipientID }
+        let ids = sorted.map(\.recipientID)
+        let statuses = sorted.map(\.status.rawValue)
+        let increments = sorted.map { $0.countsAsAttempt ? 1 : 0 }
+        let epoch = Date(timeIntervalSince1970: 0)
+        let nexts = sorted.map { $0.nextAttemptAt ?? epoch }
+        let codes = sorted.map { $0.reply?.code ?? 0 }
+        let enhanced = sorted.map { $0.reply?.enhanced ?? "" }
+        let texts = sorted.map { $0.reply?.text ?? $0.detail ?? "" }
+        let mxs = sorted.map { $0.mx ?? "" }
+        let reasons = sorted.map { $0.reason ?? "" }
+        let durations = sorted.map(\.durationMs)
+        let rows = try await client.query("""
+            WITH o AS (
+                SELECT * FROM unnest(\(ids)::bigint[], \(statuses)::text[], \(increments)::int[], \(nexts)::timestamptz[],
+                                     \(codes)::int[], \(enhanced)::text[], \(texts)::text[], \(mxs)::text[],
+                                     \(reasons)::text[], \(durations)::int[])
+                    AS o(id, status, inc, next_at, code, enhanced, text, mx, reason, duration)
+            ), kept AS (
+                UPDATE queue q SET due_at = o.next_at, lease_owner = NULL
+                FROM o WHERE q.recipient_id = o.id AND q.lease_owner = \(owner) AND o.status IN ('queued', 'deferred')
+                RETURNING q.recipient_id
+            ), gone AS (
+                DELETE FROM queue q USING o
+                WHERE q.recipient_id = o.id AND q.lease_owner = \(owner) AND o.status NOT IN ('queued', 'deferred')
+                RETURNING q.recipient_id
+            ), owned AS (
+                SELECT recipient_id FROM kept UNION ALL SELECT recipient_id FROM gone
+            ), upd AS (
+                UPDATE recipients r SET
+                    status = o.status,
+                    attempts = r.attempts + o.inc,
+                    next_attempt_at = CASE WHEN o.status IN ('queued', 'deferred') THEN o.next_at END,
+                    last_code = CASE WHEN o.inc = 1 OR o.code <> 0 THEN NULLIF(o.code, 0) ELSE r.last_code END,
+                    last_enhanced = CASE WHEN o.inc = 1 OR o.code <> 0 THEN NULLIF(o.enhanced, '') ELSE r.last_enhanced END,
+                    last_text = CASE WHEN o.inc = 1 OR o.text <> '' THEN NULLIF(o.text, '') ELSE r.last_text END,
+                    last_mx = COALESCE(NULLIF(o.mx, ''), r.last_mx),
+                    reason = NULLIF(o.reason, ''),
+                    updated_at = now()
+                FROM o JOIN owned ON owned.recipient_id = o.id
+                WHERE r.id = o.id
+                RETURNING r.id, r.message_id, r.tenant_id, r.attempts
+            ), ev AS (
+                INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, mx, reply_code, reply_enhanced,
+                                    reply_text, duration_ms)
+                SELECT upd.tenant_id, upd.message_id, upd.id, o.status, upd.attempts, NULLIF(o.mx, ''), NULLIF(o.code, 0),
+                       NULLIF(o.enhanced, ''), NULLIF(o.text, ''), o.duration
+                FROM upd JOIN o ON o.id = upd.id
+                WHERE o.status <> 'queued'
+            )
+            SELECT count(*)::bigint FROM upd
+            """, logger: logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
+    }
+
+    /// Extends the lease of rows this owner is still working on (deliveries can outlast a lease: RFC 5321
+    /// allows 10 minutes for the reply to end of data).
+    public func renewLeases(owner: UUID, recipientIDs: [Int64], lease: Duration) async throws {
+        if recipientIDs.isEmpty { return }
+        try await client.query("""
+            UPDATE queue SET due_at = now() + make_interval(secs => \(lease.seconds))
+            WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
+            """, logger: logger)
+    }
+
+    /// Gives claimed rows back (graceful shutdown before they were attempted): due at once, no owner.
+    public func releaseLeases(owner: UUID, recipientIDs: [Int64]) async throws {
+        if recipientIDs.isEmpty { return }
+        try await client.query("""
+            UPDATE queue SET due_at = now(), lease_owner = NULL
+            WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
+            """, logger: logger)
+    }
+
+    /// The stored message bytes.
+    public func messageBody(messageID: UUID) async throws -> ByteBuffer? {
+        let rows = try await client.query("SELECT body FROM message_bodies WHERE message_id = \(messageID)", logger: logger)
+        for try await body in rows.decode(ByteBuffer.self) { return body }
+        return nil
+    }
+
+    /// Counts queue rows by state (waiting vs leased), for readiness output and tests.
+    public func queueDepth() async throws -> (waiting: Int, leased: Int) {
+        let rows = try await client.query("""
+            SELECT count(*) FILTER (WHERE lease_owner IS NULL)::bigint, count(*) FILTER (WHERE lease_owner IS NOT NULL)::bigint FROM queue
+            """, logger: logger)
+        for try await (waiting, leased) in rows.decode((Int, Int).self) { return (waiting, leased) }
+        return (0, 0)
+    }
+}

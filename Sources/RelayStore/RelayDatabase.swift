@@ -1,0 +1,80 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// Relay's PostgreSQL access: one pooled client, and the queries of each concern in its own extension file
+/// (tenants, domains, messages, queue). All SQL lives in this module.
+public final class RelayDatabase: Sendable {
+    /// The pooled client; run it as a `Service` in the application's service group.
+    public let client: PostgresClient
+    let logger: Logger
+
+    /// Wraps a client. The client must be running (its `run()` called) before any query.
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Round-trips a trivial query; throws when the database is unreachable.
+    public func ping() async throws {
+        try await client.query("SELECT 1", logger: logger)
+    }
+
+    /// SHA-256 of an API key, as stored in `api_keys.key_hash`.
+    public static func hashAPIKey(_ key: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array(key.utf8)))
+    }
+}
+
+/// Errors of the store that callers act on.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, extensible without breaking callers.
+    public struct Code: Sendable, Hashable {
+        let raw: String
+        /// A row with the same key exists already.
+        public static let conflict = Code(raw: "conflict")
+    }
+    /// The kind of failure.
+    public var code: Code
+    /// A sentence for logs.
+    public var description: String
+}
+
+extension Error {
+    /// Whether this error means "the database cannot be reached right now" (so the API answers 503 and the
+    /// queue retries) rather than a bug or a constraint violation.
+    public var isDatabaseUnavailable: Bool {
+        if let error = self as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,
+                 .queryCancelled:
+                return true
+            case .server:
+                // Class 08: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now;
+                // 53300: too many connections.
+                let state = error.serverInfo?[.sqlState] ?? ""
+                return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
+            default:
+                return false
+            }
+        }
+        if self is ChannelError || self is IOError { return true }
+        if let error = self as? PostgresError, case .connectionClosed = error { return true }
+        return false
+    }
+
+    /// Whether this is a serialization failure or deadlock that should simply be retried (SQLSTATE 40001, 40P01).
+    public var isRetryableTransactionConflict: Bool {
+        guard let error = self as? PSQLError, error.code == .server else { return false }
+        let state = error.serverInfo?[.sqlState] ?? ""
+        return state == "40001" || state == "40P01"
+    }
+
+    /// Whether this is a unique-constraint violation (SQLSTATE 23505).
+    var isUniqueViolation: Bool {
+        guard let error = self as? PSQLError, error.code == .server else { return false }
+        return error.serverInfo?[.sqlState] == "23505"
+    }
+}

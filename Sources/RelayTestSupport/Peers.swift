@@ -1,0 +1,241 @@
+import Foundation
+import Synchronization
+import NIOCore
+import NIOPosix
+
+/// A free TCP port on the loopback interface (bound and released; good enough for tests).
+public func freePort(host: String = "127.0.0.1") throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    inet_pton(AF_INET, host, &address.sin_addr)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    guard bound == 0 else { throw TestSupportError("bind failed on \(host)") }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether something accepts TCP connections at host:port.
+public func isListening(host: String, port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, host, &address.sin_addr)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// A child process started by a test, stopped (SIGTERM, then SIGKILL) by `stop()`.
+///
+/// Spawned with posix_spawn and an empty signal mask: the test runner blocks some signals, and a child
+/// started by Foundation's `Process` inherits that mask (SIGTERM would then never arrive).
+public final class ChildProcess: Sendable {
+    /// The child's process id.
+    public let pid: pid_t
+    private let exitStatus = Mutex<Int32?>(nil)
+
+    /// Starts `executable` with `arguments` and `environment` (nil: inherit); output is appended to `logPath`
+    /// (or discarded); standard input is /dev/null.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, logPath: String? = nil) throws {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = [executable] + arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        let environmentList = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
+        var cEnvironment = environmentList.map { strdup($0) } + [nil]
+        defer { for pointer in cEnvironment { free(pointer) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, &cArguments, &cEnvironment)
+        guard result == 0 else { throw TestSupportError("could not start \(executable): \(String(cString: strerror(result)))") }
+        self.pid = pid
+    }
+
+    /// Sends a signal.
+    public func signal(_ signal: Int32) {
+        kill(pid, signal)
+    }
+
+    /// Whether the process has not exited yet.
+    public var isRunning: Bool {
+        reap(blocking: false) == nil
+    }
+
+    private func reap(blocking: Bool) -> Int32? {
+        exitStatus.withLock { known in
+            if let known { return known }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+            guard result == pid else { return nil }
+            let code: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+            known = code
+            return code
+        }
+    }
+
+    /// Waits for the process to exit; returns its exit status (128+signal when killed) or nil on timeout.
+    public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let code = reap(blocking: false) { return code }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return nil
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL if it lingers.
+    public func stop() async {
+        if !isRunning { return }
+        signal(SIGTERM)
+        if await waitForExit(timeout: .seconds(5)) == nil {
+            signal(SIGKILL)
+            _ = await waitForExit(timeout: .seconds(5))
+        }
+    }
+}
+
+/// The recording aiosmtpd sink of Tests/Peers/smtp_sink.py (behaviour chosen by recipient local part).
+public final class RecordingSMTPSink: Sendable {
+    /// What one received message looked like.
+    public struct Received: Sendable {
+        public var mailFrom: String
+        public var recipients: [String]
+        public var data: [UInt8]
+    }
+
+    public let host: String
+    public let port: Int
+    public let recordPath: String
+    private let child: ChildProcess
+
+    /// Starts a sink on host:port (port 0 picks a free one) and waits until it accepts connections.
+    public static func start(host: String = "127.0.0.1", port: Int = 0, greeting: String? = nil,
+                             slowSeconds: Double? = nil) async throws -> RecordingSMTPSink {
+        let port = port == 0 ? try freePort(host: host) : port
+        let record = NSTemporaryDirectory() + "relay-sink-\(UUID().uuidString).jsonl"
+        FileManager.default.createFile(atPath: record, contents: nil)
+        var arguments = [try peerScript("smtp_sink.py"), "--host", host, "--port", "\(port)", "--record", record]
+        if let greeting { arguments += ["--greeting", greeting] }
+        if let slowSeconds { arguments += ["--slow-seconds", "\(slowSeconds)"] }
+        let child = try ChildProcess(try findExecutable("python3"), arguments, logPath: record + ".log")
+        let sink = RecordingSMTPSink(host: host, port: port, recordPath: record, child: child)
+        do {
+            try await waitUntil("the aiosmtpd sink listens on \(host):\(port)", timeout: .seconds(20)) {
+                if !child.isRunning {
+                    let log = (try? String(contentsOfFile: record + ".log", encoding: .utf8)) ?? ""
+                    throw TestSupportError("the aiosmtpd sink exited (is aiosmtpd installed? scripts/test installs it): \(log)")
+                }
+                return isListening(host: host, port: port)
+            }
+        } catch {
+            await child.stop()
+            throw error
+        }
+        return sink
+    }
+
+    private init(host: String, port: Int, recordPath: String, child: ChildProcess) {
+        self.host = host
+        self.port = port
+        self.recordPath = recordPath
+        self.child = child
+    }
+
+    /// Messages received so far.
+    public func received() throws -> [Received] {
+        let text = try String(contentsOfFile: recordPath, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let data = Data(base64Encoded: object["data_b64"] as? String ?? "") else {
+                throw TestSupportError("unreadable sink record: \(line)")
+            }
+            return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
+                            data: Array(data))
+        }
+    }
+
+    /// Stops the sink.
+    public func stop() async {
+        await child.stop()
+    }
+}
+
+/// Postfix's smtp-sink (from Debian's `postfix` package) on host:port, counting messages.
+public final class PostfixSMTPSink: Sendable {
+    public let host: String
+    public let port: Int
+    private let child: ChildProcess
+
+    /// Starts `smtp-sink` (as root it needs `-u nobody`); `-c` prints a running count.
+    public static func start(host: String = "127.0.0.1", port: Int = 0, backlog: Int = 256) async throws -> PostfixSMTPSink {
+        let port = port == 0 ? try freePort(host: host) : port
+        let binary = try findExecutable("smtp-sink", extraDirectories: ["/usr/sbin", "/usr/lib/postfix/sbin"])
+        var arguments: [String] = []
+        if geteuid() == 0 { arguments += ["-u", "nobody"] }
+        arguments += ["\(host):\(port)", "\(backlog)"]
+        let child = try ChildProcess(binary, arguments)
+        try await waitUntil("smtp-sink listens on \(host):\(port)", timeout: .seconds(10)) {
+            isListening(host: host, port: port)
+        }
+        return PostfixSMTPSink(host: host, port: port, child: child)
+    }
+
+    private init(host: String, port: Int, child: ChildProcess) {
+        self.host = host
+        self.port = port
+        self.child = child
+    }
+
+    /// Stops the sink.
+    public func stop() async {
+        await child.stop()
+    }
+}
+
+/// The path of a peer script in Tests/Peers (found relative to this source file, which the tests build from).
+public func peerScript(_ name: String) throws -> String {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    let path = root.appendingPathComponent("Tests/Peers/\(name)").path
+    guard FileManager.default.fileExists(atPath: path) else { throw TestSupportError("missing peer script \(path)") }
+    return path
+}
+
+/// The repository root (for finding the built `relay` binary and docs).
+public func repositoryRoot() -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+}
+
+/// Finds a program on PATH (or in extra directories); throws a message naming the package to install.
+public func findExecutable(_ name: String, extraDirectories: [String] = []) throws -> String {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for directory in path.split(separator: ":").map(String.init) + extraDirectories
+    where FileManager.default.isExecutableFile(atPath: "\(directory)/\(name)") {
+        return "\(directory)/\(name)"
+    }
+    throw TestSupportError("\(name) is not installed: scripts/test installs the test peers (postfix, dnsmasq-base, swaks, aiosmtpd)")
+}

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RelayApp
+
+/// The `relay` command line: a thin layer over RelayApp.
+@main
+struct Relay: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "A self-hosted transactional email relay: HTTP API → PostgreSQL queue → SMTP delivery.",
+        subcommands: [Serve.self, Migrate.self, Tenant.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Every configuration variable as a flag; a flag overrides the environment variable of the same name.
+struct ConfigurationOptions: ParsableArguments {
+    @Option(name: .customLong("database-url"), help: "DATABASE_URL: postgres://user:pass@host:port/db (unset: managed local PostgreSQL)")
+    var databaseURL: String?
+    @Option(name: .customLong("data-dir"), help: "RELAY_DATA_DIR (default ./.relay)")
+    var dataDir: String?
+    @Option(name: .customLong("http-addr"), help: "RELAY_HTTP_ADDR (default 0.0.0.0:8080)")
+    var httpAddr: String?
+    @Option(name: .customLong("hostname"), help: "RELAY_HOSTNAME: EHLO name and Message-ID domain")
+    var hostname: String?
+    @Option(name: .customLong("admin-token"), help: "RELAY_ADMIN_TOKEN: enables /admin")
+    var adminToken: String?
+    @Option(name: .customLong("dns-servers"), help: "RELAY_DNS_SERVERS: comma-separated ip or ip:port")
+    var dnsServers: String?
+    @Option(name: .customLong("mx-port"), help: "RELAY_MX_PORT (default 25)")
+    var mxPort: String?
+    @Option(name: .customLong("retry-initial"), help: "RELAY_RETRY_INITIAL (default 5m)")
+    var retryInitial: String?
+    @Option(name: .customLong("retry-max"), help: "RELAY_RETRY_MAX (default 1h)")
+    var retryMax: String?
+    @Option(name: .customLong("max-queue-lifetime"), help: "RELAY_MAX_QUEUE_LIFETIME (default 5d)")
+    var maxQueueLifetime: String?
+    @Option(name: .customLong("worker-concurrency"), help: "RELAY_WORKER_CONCURRENCY (default 64)")
+    var workerConcurrency: String?
+    @Option(name: .customLong("max-message-bytes"), help: "RELAY_MAX_MESSAGE_BYTES (default 26214400)")
+    var maxMessageBytes: String?
+    @Option(name: .customLong("lease-time"), help: "RELAY_LEASE_TIME (default 60s)")
+    var leaseTime: String?
+    @Option(name: .customLong("smtp-verify-certificates"), help: "RELAY_SMTP_VERIFY_CERTIFICATES (default false)")
+    var verifyCertificates: String?
+    @Option(name: .customLong("smtp-plaintext-fallback"), help: "RELAY_SMTP_PLAINTEXT_FALLBACK (default false)")
+    var plaintextFallback: String?
+    @Option(name: .customLong("log-level"), help: "RELAY_LOG_LEVEL (default info)")
+    var logLevel: String?
+
+    /// The environment with flags laid over it, parsed.
+    func resolve() throws -> RelayConfiguration {
+        var values = ProcessInfo.processInfo.environment
+        let flags: [(String, String?)] = [
+            ("DATABASE_URL", databaseURL), ("RELAY_DATA_DIR", dataDir), ("RELAY_HTTP_ADDR", httpAddr),
+            ("RELAY_HOSTNAME", hostname), ("RELAY_ADMIN_TOKEN", adminToken), ("RELAY_DNS_SERVERS", dnsServers),
+            ("RELAY_MX_PORT", mxPort), ("RELAY_RETRY_INITIAL", retryInitial), ("RELAY_RETRY_MAX", retryMax),
+            ("RELAY_MAX_QUEUE_LIFETIME", maxQueueLifetime), ("RELAY_WORKER_CONCURRENCY", workerConcurrency),
+            ("RELAY_MAX_MESSAGE_BYTES", maxMessageBytes), ("RELAY_LEASE_TIME", leaseTime),
+            ("RELAY_SMTP_VERIFY_CERTIFICATES", verifyCertificates), ("RELAY_SMTP_PLAINTEXT_FALLBACK", plaintextFallback),
+            ("RELAY_LOG_LEVEL", logLevel),
+        ]
+        for case let (name, value?) in flags { values[name] = value }
+        do {
+            return try RelayConfiguration(values: values)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP API and the delivery workers.")
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        try await RelayRunner.serve(options.resolve())
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending database migrations and exit.")
+    @OptionGroup var options: ConfigurationOptions
+
+    func run() async throws {
+        try await RelayRunner.migrate(options.resolve())
+    }
+}
+
+struct Tenant: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage tenants.", subcommands: [Create.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a tenant and print its API key (shown once).")
+        @Argument(help: "The tenant's name") var name: String
+        @Flag(help: "Print {\"id\",\"name\",\"api_key\"} as JSON") var json = false
+        @OptionGroup var options: ConfigurationOptions
+
+        func run() async throws {
+            let trimmed = name.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, trimmed.count <= 200 else { throw ValidationError("the name must be 1–200 characters") }
+            let created = try await RelayRunner.createTenant(name: trimmed, configuration: options.resolve())
+            if json {
+                let object = ["id": created.id, "name": created.name, "api_key": created.apiKey]
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print("Tenant \(created.name) created (id \(created.id)).")
+                print("API key (shown once, store it now): \(created.apiKey)")
+            }
+        }
+    }
+}

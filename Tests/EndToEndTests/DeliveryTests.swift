@@ -1,0 +1,250 @@
+import DNSClient
+import DNSTestServer
+import Foundation
+import MailMessage
+import RelayApp
+import RelayTestSupport
+import Testing
+
+/// HTTP in → PostgreSQL queue → SMTP out, against real SMTP servers (aiosmtpd, Postfix smtp-sink) on loopback
+/// addresses and an in-process DNS server. The sink's behaviour is chosen by recipient local part
+/// (Tests/Peers/smtp_sink.py): bounce*, defer*, tempfail*, datafail*.
+@Suite struct DeliveryTests {
+    /// A harness whose MX port is `port`, with `dest.test` served by MX hosts at 127.0.0.N.
+    func withRelay(_ configure: (inout RelayConfiguration) -> Void = { _ in },
+                   _ body: (RelayHarness, Int) async throws -> Void) async throws {
+        let port = try mxPort()
+        let harness = try await RelayHarness.start { configuration in
+            configuration.mxPort = port
+            configure(&configuration)
+        }
+        do {
+            try await body(harness, port)
+        } catch {
+            try? await harness.stop()
+            throw error
+        }
+        try await harness.stop()
+    }
+
+    func message(to: Any, extra: [String: any Sendable] = [:]) -> [String: any Sendable] {
+        var body: [String: any Sendable] = ["from": "Alice <alice@example.com>", "subject": "Hello", "text": "Hi there"]
+        body["to"] = to as? String ?? (to as? [String]) ?? []
+        for (key, value) in extra { body[key] = value }
+        return body
+    }
+
+    @Test func deliversAndTheBytesReceivedEqualTheStoredMessage() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let text = ".starts with a dot\n..two dots\nnormal\n.\nend"
+            let id = try await relay.sendMessage(message(to: "bob@dest.test", extra: ["text": text]))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(recipients[0]["attempts"] as? Int == 1)
+            #expect(recipients[0]["mx"] as? String == "mx1.dest.test")
+            #expect((recipients[0]["last_reply"] as? [String: Any])?["code"] as? Int == 250)
+            let received = try sink.received()
+            try #require(received.count == 1)
+            #expect(received[0].mailFrom == "alice@example.com")
+            #expect(received[0].recipients == ["bob@dest.test"])
+            #expect(received[0].data == (try await relay.storedBody(id)), "the bytes received must equal the stored message")
+            let parsed = try MIMEEntity(parsing: received[0].data)
+            #expect(parsed.decodedText.replacingOccurrences(of: "\r\n", with: "\n") == text + "\n")
+            let events = try await relay.send(.GET, "/v1/messages/\(id)/events").json["data"] as? [[String: Any]] ?? []
+            #expect(events.map { $0["type"] as? String } == ["accepted", "delivered"])
+            #expect(events[1]["mx"] as? String == "mx1.dest.test")
+            #expect((events[1]["duration_ms"] as? Int ?? -1) >= 0)
+        }
+    }
+
+    @Test func bccRecipientsAreDeliveredButNeverInTheHeaders() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let id = try await relay.sendMessage(message(to: "bob@dest.test", extra: ["bcc": ["hidden@dest.test"], "cc": "carol@dest.test"]))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients.map { $0["status"] as? String } == ["delivered", "delivered", "delivered"])
+            let received = try sink.received()
+            #expect(Set(received.flatMap(\.recipients)) == ["bob@dest.test", "carol@dest.test", "hidden@dest.test"])
+            #expect(received.count == 1, "one transaction for one domain")
+            let headers = try MIMEEntity(parsing: received[0].data).headers
+            #expect(!headers.contains { $0.name.lowercased() == "bcc" })
+            #expect(!String(decoding: received[0].data, as: UTF8.self).contains("hidden@"))
+        }
+    }
+
+    @Test func transientRejectionIsRetriedAndThenDelivered() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let id = try await relay.sendMessage(message(to: "defer-once@dest.test"))
+            var sawDeferred = false
+            try await waitUntil("the recipient is deferred", timeout: .seconds(20)) {
+                let status = try await relay.recipients(id).first?["status"] as? String
+                sawDeferred = sawDeferred || status == "deferred"
+                return sawDeferred || status == "delivered"
+            }
+            let recipients = try await relay.waitUntilFinal(id, timeout: .seconds(30))
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(recipients[0]["attempts"] as? Int == 2)
+            let events = try await relay.send(.GET, "/v1/messages/\(id)/events").json["data"] as? [[String: Any]] ?? []
+            #expect(events.map { $0["type"] as? String } == ["accepted", "deferred", "delivered"])
+            let deferredReply = events[1]["reply"] as? [String: Any]
+            #expect(deferredReply?["code"] as? Int == 451)
+            #expect(deferredReply?["enhanced"] as? String == "4.3.0")
+            #expect(try sink.received().count == 1)
+        }
+    }
+
+    @Test func permanentRejectionBouncesAndKeepsTheEnhancedCode() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let id = try await relay.sendMessage(message(to: ["bounce-me@dest.test", "ok@dest.test"]))
+            let recipients = try await relay.waitUntilFinal(id)
+            let bounced = try #require(recipients.first { $0["email"] as? String == "bounce-me@dest.test" })
+            #expect(bounced["status"] as? String == "bounced")
+            let reply = bounced["last_reply"] as? [String: Any]
+            #expect(reply?["code"] as? Int == 550)
+            #expect(reply?["enhanced"] as? String == "5.1.1")
+            #expect((reply?["text"] as? String ?? "").contains("User unknown"))
+            #expect(recipients.first { $0["email"] as? String == "ok@dest.test" }?["status"] as? String == "delivered")
+            #expect(try await relay.message(id)["status"] as? String == "partially_delivered")
+        }
+    }
+
+    @Test func secondaryMXIsUsedWhenThePrimaryIsDown() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.4", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test"), .mx(preference: 20, exchange: "mx2.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.3")])  // nothing listens there
+            relay.dns.set("mx2.dest.test", [.a("127.0.0.4")])
+            let id = try await relay.sendMessage(message(to: "bob@dest.test"))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(recipients[0]["mx"] as? String == "mx2.dest.test")
+            #expect(try sink.received().count == 1)
+        }
+    }
+
+    @Test func aPrimaryThatGreetsWith421IsSkipped() async throws {
+        try await withRelay { relay, port in
+            let busy = try await RecordingSMTPSink.start(host: "127.0.0.3", port: port, greeting: "421")
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.4", port: port)
+            defer { Task { await busy.stop(); await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test"), .mx(preference: 20, exchange: "mx2.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.3")])
+            relay.dns.set("mx2.dest.test", [.a("127.0.0.4")])
+            let id = try await relay.sendMessage(message(to: "bob@dest.test"))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(recipients[0]["mx"] as? String == "mx2.dest.test")
+        }
+    }
+
+    @Test func aDomainWithoutMXIsDeliveredToItsAddressRecord() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.5", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("bare.test", [.a("127.0.0.5")])
+            let id = try await relay.sendMessage(message(to: "bob@bare.test"))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(try sink.received().map(\.recipients) == [["bob@bare.test"]])
+        }
+    }
+
+    @Test func aDomainThatDoesNotExistFailsAtOnce() async throws {
+        try await withRelay { relay, _ in
+            let id = try await relay.sendMessage(message(to: "bob@nowhere.test"))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "failed")
+            #expect(recipients[0]["reason"] as? String == "domain_not_found")
+            #expect(recipients[0]["attempts"] as? Int == 1)
+            #expect((recipients[0]["last_error"] as? String ?? "").contains("NXDOMAIN"))
+        }
+    }
+
+    @Test func aNullMXFailsAtOnce() async throws {
+        try await withRelay { relay, _ in
+            relay.dns.set("nomail.test", [.mx(preference: 0, exchange: ".")])
+            let id = try await relay.sendMessage(message(to: "bob@nomail.test"))
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients[0]["status"] as? String == "failed")
+            #expect(recipients[0]["reason"] as? String == "null_mx")
+        }
+    }
+
+    @Test func aRecipientStillDeferredAtItsLifetimeFailsAsExpired() async throws {
+        try await withRelay({ $0.retryPolicy.maximumLifetime = .seconds(3) }) { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let id = try await relay.sendMessage(message(to: "tempfail@dest.test"))
+            let recipients = try await relay.waitUntilFinal(id, timeout: .seconds(30))
+            #expect(recipients[0]["status"] as? String == "failed")
+            #expect(recipients[0]["reason"] as? String == "expired")
+            #expect((recipients[0]["last_reply"] as? [String: Any])?["code"] as? Int == 451)
+        }
+    }
+
+    @Test func aDNSServerFailureDefers() async throws {
+        try await withRelay { relay, _ in
+            relay.dns.failWithServFail("flaky.test")
+            let id = try await relay.sendMessage(message(to: "bob@flaky.test"))
+            try await waitUntil("the recipient is deferred") {
+                try await relay.recipients(id).first?["status"] as? String == "deferred"
+            }
+            let recipient = try await relay.recipients(id)[0]
+            #expect(recipient["next_attempt_at"] as? String != nil)
+            #expect((recipient["last_error"] as? String ?? "").contains("MX lookup"))
+        }
+    }
+
+    @Test func manyMessagesIntoPostfixSmtpSink() async throws {
+        try await withRelay({ $0.workerConcurrency = 32 }) { relay, port in
+            let sink = try await PostfixSMTPSink.start(host: "127.0.0.6", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("sink.test", [.mx(preference: 10, exchange: "mx.sink.test")])
+            relay.dns.set("mx.sink.test", [.a("127.0.0.6")])
+            let count = 1000
+            let started = ContinuousClock.now
+            let ids = try await withThrowingTaskGroup(of: String.self) { group in
+                var ids: [String] = []
+                for index in 0..<count {
+                    if index >= 32 { ids.append(try await group.next()!) }
+                    group.addTask { try await relay.sendMessage(self.message(to: "user\(index)@sink.test", extra: ["text": String(repeating: "x", count: 1000)])) }
+                }
+                for try await id in group { ids.append(id) }
+                return ids
+            }
+            let accepted = ContinuousClock.now
+            try await waitUntil("all \(count) messages are delivered", timeout: .seconds(120), interval: .milliseconds(100)) {
+                try await relay.database.queueDepth() == (0, 0)
+            }
+            let finished = ContinuousClock.now
+            for id in ids.shuffled().prefix(20) {
+                #expect(try await relay.recipients(id).first?["status"] as? String == "delivered")
+            }
+            let acceptRate = Double(count) / (accepted - started).seconds
+            let overall = Double(count) / (finished - started).seconds
+            print("[throughput] \(count) small messages: accepted \(Int(acceptRate))/s over HTTP; accepted and delivered into smtp-sink at \(Int(overall))/s end to end")
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

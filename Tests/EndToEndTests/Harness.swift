@@ -1,0 +1,178 @@
+import AsyncHTTPClient
+import DNSClient
+import DNSTestServer
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+import RelayApp
+import RelayStore
+import RelayTestSupport
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// Swift Testing has its own `Attachment`; the tests mean MailMessage's.
+typealias Attachment = MailMessage.Attachment
+import MailMessage
+
+/// One Relay application running in-process against its own fresh database and an in-process DNS server,
+/// with a tenant, an API key and the sender domain `example.com` registered.
+final class RelayHarness: Sendable {
+    let port: Int
+    let dns: DNSTestServer
+    let databaseURL: String
+    let apiKey: String
+    let tenantID: String
+    let adminToken = "test-admin-token"
+    let database: RelayDatabase
+    private let databaseTask: Task<Void, Never>
+    private let group: ServiceGroup
+    private let runTask: Task<Void, any Error>
+
+    /// Starts Relay; `configure` adjusts the configuration (MX port, retry times, …).
+    static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil,
+                      _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> RelayHarness {
+        let dns = if let dns { dns } else { try await DNSTestServer.start(negativeTTL: 0) }
+        let url = if let databaseURL { databaseURL } else { try await TestDatabase.create() }
+        var configuration = RelayConfiguration()
+        configuration.databaseURL = url
+        configuration.httpHost = "127.0.0.1"
+        configuration.httpPort = 0
+        configuration.hostname = "relay.test"
+        configuration.adminToken = "test-admin-token"
+        configuration.dnsServers = [dns.address]
+        configuration.retryPolicy.initialDelay = .seconds(1)
+        configuration.retryPolicy.maximumDelay = .seconds(2)
+        configuration.workerConcurrency = 16
+        configure(&configuration)
+        var logger = Logger(label: "relay-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+
+        let boundPort = Mutex<Int?>(nil)
+        let app = try buildApplication(configuration: configuration, database: try DatabaseLocation(url: url), logger: logger) { channel in
+            boundPort.withLock { $0 = channel.localAddress?.port }
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let runTask = Task { try await group.run() }
+        try await waitUntil("the HTTP server listens", timeout: .seconds(20)) { boundPort.withLock { $0 } != nil }
+        let port = boundPort.withLock { $0 }!
+        let (database, databaseTask) = try TestDatabase.connect(url)
+
+        // Wait for migrations, then create a tenant and its sender domain through the API itself.
+        try await waitUntil("Relay is ready", timeout: .seconds(30)) {
+            (try? await Self.send(port: port, .GET, "/readyz").status) == 200
+        }
+        let created = try await Self.send(port: port, .POST, "/admin/tenants", json: ["name": "acme"], bearer: "test-admin-token")
+        guard created.status == 201, let key = created.json["api_key"] as? String, let id = created.json["id"] as? String else {
+            throw TestSupportError("tenant creation failed: \(created.status) \(created.text)")
+        }
+        let domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
+        guard domain.status == 201 else { throw TestSupportError("domain registration failed: \(domain.text)") }
+        return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: id, database: database,
+                            databaseTask: databaseTask, group: group, runTask: runTask)
+    }
+
+    private init(port: Int, dns: DNSTestServer, databaseURL: String, apiKey: String, tenantID: String,
+                 database: RelayDatabase, databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>) {
+        self.port = port
+        self.dns = dns
+        self.databaseURL = databaseURL
+        self.apiKey = apiKey
+        self.tenantID = tenantID
+        self.database = database
+        self.databaseTask = databaseTask
+        self.group = group
+        self.runTask = runTask
+    }
+
+    /// Graceful shutdown, as on SIGTERM; throws if the application failed.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await runTask.value
+        databaseTask.cancel()
+        try? await dns.stop()
+    }
+
+    /// An HTTP response with its body parsed as a JSON object when it is one.
+    struct HTTPResult: Sendable {
+        var status: Int
+        var headers: [(String, String)]
+        var body: [UInt8]
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any] {
+            ((try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any]) ?? [:]
+        }
+        var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
+        var errorField: String? { (json["error"] as? [String: Any])?["field"] as? String }
+    }
+
+    static func send(port: Int, _ method: HTTPMethod, _ path: String, json: (any Sendable)? = nil, rawBody: [UInt8]? = nil,
+                     bearer: String? = nil, headers extra: [String: String] = [:]) async throws -> HTTPResult {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = method
+        if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        if let json {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: json)))
+        } else if let rawBody {
+            request.body = .bytes(ByteBuffer(bytes: rawBody))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        let body = try await response.body.collect(upTo: 64 * 1024 * 1024)
+        return HTTPResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
+                          body: Array(body.readableBytesView))
+    }
+
+    /// A request with this tenant's API key (or another bearer).
+    func send(_ method: HTTPMethod, _ path: String, json: (any Sendable)? = nil, rawBody: [UInt8]? = nil,
+              bearer: String? = nil, headers: [String: String] = [:]) async throws -> HTTPResult {
+        try await Self.send(port: port, method, path, json: json, rawBody: rawBody, bearer: bearer ?? apiKey, headers: headers)
+    }
+
+    /// POST /v1/messages, expecting 202; returns the message id.
+    func sendMessage(_ body: [String: any Sendable]) async throws -> String {
+        let result = try await send(.POST, "/v1/messages", json: body)
+        guard result.status == 202, let id = result.json["id"] as? String else {
+            throw TestSupportError("send failed: \(result.status) \(result.text)")
+        }
+        return id
+    }
+
+    /// GET /v1/messages/{id} as JSON.
+    func message(_ id: String) async throws -> [String: Any] {
+        let result = try await send(.GET, "/v1/messages/\(id)")
+        guard result.status == 200 else { throw TestSupportError("GET message failed: \(result.status) \(result.text)") }
+        return result.json
+    }
+
+    /// The recipients of a message as JSON objects.
+    func recipients(_ id: String) async throws -> [[String: Any]] {
+        try await message(id)["recipients"] as? [[String: Any]] ?? []
+    }
+
+    /// Polls until every recipient of the message has reached a final status; returns the recipients.
+    @discardableResult
+    func waitUntilFinal(_ id: String, timeout: Duration = .seconds(30)) async throws -> [[String: Any]] {
+        var recipients: [[String: Any]] = []
+        try await waitUntil("message \(id) reaches a final state", timeout: timeout) {
+            recipients = try await self.recipients(id)
+            return !recipients.isEmpty && recipients.allSatisfy { !["queued", "deferred"].contains($0["status"] as? String ?? "") }
+        }
+        return recipients
+    }
+
+    /// The stored message bytes.
+    func storedBody(_ id: String) async throws -> [UInt8] {
+        guard let uuid = UUID(uuidString: id), let body = try await database.messageBody(messageID: uuid) else {
+            throw TestSupportError("no stored body for \(id)")
+        }
+        return Array(body.readableBytesView)
+    }
+}
+
+/// A port that is free on 127.0.0.1, used for every loopback MX address of one test (127.0.0.N:port).
+func mxPort() throws -> Int { try freePort() }

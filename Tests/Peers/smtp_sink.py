@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""A recording SMTP sink for Relay's end-to-end tests (aiosmtpd).
+
+Every accepted message is appended to --record as one JSON line:
+  {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip"}
+(data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact).
+
+Behaviour is chosen by the recipient's local part, so one sink serves many scenarios:
+  bounce*      RCPT answered 550 5.1.1 (user unknown)
+  defer*       RCPT answered 451 4.3.0 the first time this address is seen, accepted afterwards
+  tempfail*    RCPT always answered 451 4.3.0
+  datafail*    end of data answered 554 5.6.0 (when all recipients are datafail*)
+  slow*        end of data answered after --slow-seconds (default 2)
+  anything else: accepted
+--greeting CODE makes the server answer the connection with CODE (e.g. 421) and close.
+Prints "READY" on stdout once listening.
+"""
+import argparse
+import asyncio
+import ctypes
+import signal
+import threading
+import base64
+import json
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
+
+
+class Handler:
+    def __init__(self, record, slow_seconds):
+        self.record = record
+        self.slow_seconds = slow_seconds
+        self.seen = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        local = address.split("@", 1)[0].lower()
+        if local.startswith("bounce"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        if local.startswith("tempfail"):
+            return "451 4.3.0 <%s>: Temporary failure, try again" % address
+        if local.startswith("defer") and address not in self.seen:
+            self.seen.add(address)
+            return "451 4.3.0 <%s>: Greylisted, try again later" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        locals_ = [r.split("@", 1)[0].lower() for r in envelope.rcpt_tos]
+        if locals_ and all(l.startswith("datafail") for l in locals_):
+            return "554 5.6.0 Message content rejected"
+        if any(l.startswith("slow") for l in locals_):
+            await asyncio.sleep(self.slow_seconds)
+        line = json.dumps({
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": envelope.rcpt_tos,
+            "data_b64": base64.b64encode(envelope.original_content or envelope.content).decode(),
+            "peer": session.peer[0] if session.peer else None,
+        })
+        with open(self.record, "a") as f:
+            f.write(line + "\n")
+            f.flush()
+        return "250 2.0.0 Ok: queued"
+
+
+class GreetingSMTP(SMTP):
+    greeting_code = None
+
+    async def _handle_client(self):
+        if self.greeting_code:
+            await self.push("%s 4.3.2 Service not available, closing channel" % self.greeting_code)
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--record", required=True)
+    parser.add_argument("--greeting", default=None)
+    parser.add_argument("--slow-seconds", type=float, default=2.0)
+    args = parser.parse_args()
+
+    handler = Handler(args.record, args.slow_seconds)
+    GreetingSMTP.greeting_code = args.greeting
+
+    class SinkController(Controller):
+        def factory(self):
+            return GreetingSMTP(self.handler, decode_data=False, enable_SMTPUTF8=True,
+                                data_size_limit=64 * 1024 * 1024, hostname="sink.test")
+
+    # Die with the test process that started us (Linux prctl PR_SET_PDEATHSIG).
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
+    controller = SinkController(handler, hostname=args.host, port=args.port)
+    controller.start()
+    print("READY", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+import Foundation
+import NIOCore
+import RelayCore
+import RelayStore
+import RelayTestSupport
+import Testing
+
+/// The PostgreSQL queue against a real server: enqueue, claim, lease expiry and takeover, batch completion,
+/// and that concurrent claimers never get the same recipient twice.
+@Suite struct QueueTests {
+    /// A migrated database with one tenant; `body` gets the store and the tenant id.
+    func withStore(_ body: (RelayDatabase, UUID) async throws -> Void) async throws {
+        let url = try await TestDatabase.create()
+        let (database, task) = try TestDatabase.connect(url)
+        defer { task.cancel() }
+        try await Migrator(client: database.client, logger: .init(label: "test")).migrate()
+        let (tenant, _) = try await database.createTenant(name: "acme")
+        try await body(database, tenant.id)
+    }
+
+    func message(tenant: UUID, recipients: [String]) -> NewMessage {
+        NewMessage(id: TimeOrderedUUID.make(), tenantID: tenant, mailFrom: "a@example.com", fromHeader: "a@example.com",
+                   subject: "s", messageIDHeader: "x@relay.test", tags: ["t"], metadataJSON: "{}",
+                   body: ByteBuffer(string: "Subject: s\r\n\r\nhi\r\n"), requiresSMTPUTF8: false,
+                   recipients: recipients.map { ($0, String($0.split(separator: "@")[1])) }, lifetime: .seconds(3600))
+    }
+
+    @Test func enqueueThenClaimLeasesEachRecipientOnce() async throws {
+        try await withStore { database, tenant in
+            let message = message(tenant: tenant, recipients: ["b@one.test", "c@one.test", "d@two.test"])
+            #expect(try await database.enqueue(message, idempotency: nil) == .stored)
+            let owner = UUID()
+            let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
+            #expect(Set(claimed.map(\.email)) == ["b@one.test", "c@one.test", "d@two.test"])
+            #expect(claimed.allSatisfy { $0.messageID == message.id && $0.attempts == 0 && $0.mailFrom == "a@example.com" })
+            // Leased rows are not due again until the lease runs out.
+            #expect(try await database.claim(owner: UUID(), limit: 10, lease: .seconds(60)).isEmpty)
+            let depth = try await database.queueDepth()
+            #expect(depth.waiting == 0 && depth.leased == 3)
+        }
+    }
+
+    @Test func expiredLeaseIsTakenOverAndTheOldOwnerCannotWrite() async throws {
+        try await withStore { database, tenant in
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
+            let crashed = UUID()
+            let first = try await database.claim(owner: crashed, limit: 10, lease: .milliseconds(300))
+            #expect(first.count == 1)
+            let survivor = UUID()
+            var taken: [ClaimedRecipient] = []
+            try await waitUntil("the lease expires and another node claims the row", timeout: .seconds(10)) {
+                taken = try await database.claim(owner: survivor, limit: 10, lease: .seconds(60))
+                return !taken.isEmpty
+            }
+            #expect(taken.map(\.recipientID) == first.map(\.recipientID))
+            let delivered = CompletedDelivery(recipientID: first[0].recipientID, status: .delivered, countsAsAttempt: true,
+                                              nextAttemptAt: nil, reply: DeliveryReply(code: 250, enhanced: "2.0.0", text: "ok"),
+                                              detail: nil, mx: "mx.one.test", reason: nil, durationMs: 5)
+            #expect(try await database.complete([delivered], owner: crashed) == 0, "a node that lost its lease must not write")
+            #expect(try await database.complete([delivered], owner: survivor) == 1)
+            let record = try #require(try await database.message(id: first[0].messageID, tenantID: tenant))
+            #expect(record.recipients[0].status == .delivered)
+            #expect(record.recipients[0].attempts == 1)
+            #expect(try await database.queueDepth() == (0, 0))
+        }
+    }
+
+    @Test func deferredRecipientWaitsUntilItsNextAttempt() async throws {
+        try await withStore { database, tenant in
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
+            let owner = UUID()
+            let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
+            let next = Date().addingTimeInterval(0.5)
+            let deferred = CompletedDelivery(recipientID: claimed[0].recipientID, status: .deferred, countsAsAttempt: true,
+                                             nextAttemptAt: next, reply: DeliveryReply(code: 451, enhanced: "4.3.0", text: "later"),
+                                             detail: nil, mx: "mx.one.test", reason: nil, durationMs: 7)
+            #expect(try await database.complete([deferred], owner: owner) == 1)
+            #expect(try await database.claim(owner: owner, limit: 10, lease: .seconds(60)).isEmpty)
+            var again: [ClaimedRecipient] = []
+            try await waitUntil("the deferred recipient becomes due", timeout: .seconds(10)) {
+                again = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
+                return !again.isEmpty
+            }
+            #expect(again[0].attempts == 1)
+            let events = try #require(try await database.events(messageID: claimed[0].messageID, tenantID: tenant))
+            #expect(events.map(\.type) == ["accepted", "deferred"])
+            #expect(events[1].reply == DeliveryReply(code: 451, enhanced: "4.3.0", text: "later"))
+            #expect(events[1].mx == "mx.one.test")
+        }
+    }
+
+    @Test func concurrentClaimersNeverShareARecipient() async throws {
+        try await withStore { database, tenant in
+            for batch in 0..<10 {
+                let recipients = (0..<50).map { "user\(batch)-\($0)@d\($0 % 7).test" }
+                _ = try await database.enqueue(message(tenant: tenant, recipients: recipients), idempotency: nil)
+            }
+            let all = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        let owner = UUID()
+                        var mine: [Int64] = []
+                        while true {
+                            let claimed = try await database.claim(owner: owner, limit: 17, lease: .seconds(60))
+                            if claimed.isEmpty { return mine }
+                            mine += claimed.map(\.recipientID)
+                            let done = claimed.map {
+                                CompletedDelivery(recipientID: $0.recipientID, status: .delivered, countsAsAttempt: true,
+                                                  nextAttemptAt: nil, reply: DeliveryReply(code: 250, enhanced: nil, text: "ok"),
+                                                  detail: nil, mx: "mx", reason: nil, durationMs: 1)
+                            }
+                            #expect(try await database.complete(done, owner: owner) == claimed.count)
+                        }
+                    }
+                }
+                var all: [Int64] = []
+                for try await ids in group { all += ids }
+                return all
+            }
+            #expect(all.count == 500)
+            #expect(Set(all).count == 500, "a recipient was claimed twice")
+            #expect(try await database.queueDepth() == (0, 0))
+        }
+    }
+
+    @Test func releasedLeasesAreDueAtOnce() async throws {
+        try await withStore { database, tenant in
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test", "c@one.test"]), idempotency: nil)
+            let owner = UUID()
+            let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(600))
+            try await database.releaseLeases(owner: owner, recipientIDs: claimed.map(\.recipientID))
+            #expect(try await database.claim(owner: UUID(), limit: 10, lease: .seconds(60)).count == 2)
+        }
+    }
+
+    @Test func idempotencyKeyReplaysOrConflicts() async throws {
+        try await withStore { database, tenant in
+            let first = message(tenant: tenant, recipients: ["b@one.test"])
+            let request = IdempotencyRequest(key: "k1", requestHash: [1, 2, 3], statusCode: 202, responseBody: "{\"id\":\"first\"}")
+            let stored = try await database.enqueue(first, idempotency: request)
+            #expect(stored == .stored)
+            let second = message(tenant: tenant, recipients: ["b@one.test"])
+            let replayed = try await database.enqueue(second, idempotency: request)
+            #expect(replayed == .replay(statusCode: 202, body: "{\"id\":\"first\"}"))
+            var changed = request
+            changed.requestHash = [9]
+            let conflicting = try await database.enqueue(second, idempotency: changed)
+            #expect(conflicting == .idempotencyConflict)
+            #expect(try await database.message(id: second.id, tenantID: tenant) == nil, "a replay stores nothing")
+            #expect(try await database.queueDepth().waiting == 1)
+        }
+    }
+}
