@@ -31,7 +31,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable {
                                        message: "missing or invalid API key (send Authorization: Bearer <key>)")
     static let notFound = APIError(.notFound, code: "not_found", message: "no such resource")
     static let databaseUnavailable = APIError(.serviceUnavailable, code: "database_unavailable",
-                                              message: "the database is unreachable; nothing was stored, try again")
+                                              message: "the database is unreachable; the request was not completed, retry it (with the same Idempotency-Key to be safe)")
 
     private struct Body: Encodable {
         struct Inner: Encodable {

@@ -2,7 +2,7 @@ import Foundation
 
 /// Any JSON value, decoded first so that validation can name the exact field at fault and refuse unknown
 /// fields, which typed `Decodable` structs cannot do with useful messages.
-enum JSONValue: Decodable, Sendable, Equatable {
+enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -18,6 +18,26 @@ enum JSONValue: Decodable, Sendable, Equatable {
         else if let value = try? container.decode(String.self) { self = .string(value) }
         else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
         else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// A canonical serialisation (sorted keys, normalised numbers and escapes), so that two bodies that mean
+    /// the same JSON compare equal whatever their key order or whitespace (used for Idempotency-Key).
+    var canonicalBytes: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data())
     }
 
     /// Parses a request body; throws 400 `invalid_json` for anything that is not JSON.

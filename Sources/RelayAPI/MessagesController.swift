@@ -43,7 +43,8 @@ struct MessagesController {
             throw APIError.invalid("Idempotency-Key", "the Idempotency-Key header must be 1–\(Self.maxIdempotencyKeyLength) characters")
         }
 
-        let send = try SendRequest(json: JSONValue.parse(bytes))
+        let json = try JSONValue.parse(bytes)
+        let send = try SendRequest(json: json)
         let senderDomain = send.from.address.normalizedDomain
         guard try await database.hasDomain(tenantID: tenant, name: senderDomain) else {
             throw APIError(.forbidden, code: "sender_domain_not_allowed",
@@ -77,7 +78,7 @@ struct MessagesController {
             recipients: recipients.map { ($0.description, $0.normalizedDomain) },
             lifetime: dependencies.messageLifetime)
         let idempotency = idempotencyKey.map {
-            IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: bytes)), statusCode: 202,
+            IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: 202,
                                responseBody: String(decoding: responseBody, as: UTF8.self))
         }
 

@@ -123,6 +123,10 @@ extension RelayDatabase {
     /// Stores a message, its body, its recipients, their queue rows and `accepted` events in one transaction,
     /// and notifies idle workers on commit. With an idempotency key, a replay or conflict stores nothing.
     public func enqueue(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
+        try await withDeadline { try await self.store(message, idempotency: idempotency) }
+    }
+
+    private func store(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
         guard let idempotency else {
             try await client.withConnection { connection in
                 try await insert(message, on: connection)
@@ -193,50 +197,54 @@ extension RelayDatabase {
 
     /// A tenant's message with its recipients, or nil when it does not exist for this tenant.
     public func message(id: UUID, tenantID: UUID) async throws -> MessageRecord? {
-        let rows = try await client.query("""
-            SELECT id, from_header, subject, tags, metadata::text, created_at FROM messages
-            WHERE id = \(id) AND tenant_id = \(tenantID)
-            """, logger: logger)
-        var record: MessageRecord?
-        for try await (id, from, subject, tags, metadata, createdAt) in rows.decode((UUID, String, String, [String], String, Date).self) {
-            record = MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
-                                   createdAt: createdAt, recipients: [])
+        try await withDeadline { [self] in
+            let rows = try await client.query("""
+                SELECT id, from_header, subject, tags, metadata::text, created_at FROM messages
+                WHERE id = \(id) AND tenant_id = \(tenantID)
+                """, logger: logger)
+            var record: MessageRecord?
+            for try await (id, from, subject, tags, metadata, createdAt) in rows.decode((UUID, String, String, [String], String, Date).self) {
+                record = MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
+                                       createdAt: createdAt, recipients: [])
+            }
+            guard var record else { return nil }
+            let recipientRows = try await client.query("""
+                SELECT email, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, last_mx, reason, updated_at
+                FROM recipients WHERE message_id = \(id) ORDER BY id
+                """, logger: logger)
+            for try await (email, status, attempts, next, code, enhanced, text, mx, reason, updated) in recipientRows.decode(
+                (String, String, Int, Date?, Int?, String?, String?, String?, String?, Date).self) {
+                record.recipients.append(RecipientRecord(
+                    email: email, status: RecipientStatus(rawValue: status) ?? .queued, attempts: attempts,
+                    nextAttemptAt: next, lastReply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
+                    lastText: text, lastMX: mx, reason: reason, updatedAt: updated))
+            }
+            return record
         }
-        guard var record else { return nil }
-        let recipientRows = try await client.query("""
-            SELECT email, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, last_mx, reason, updated_at
-            FROM recipients WHERE message_id = \(id) ORDER BY id
-            """, logger: logger)
-        for try await (email, status, attempts, next, code, enhanced, text, mx, reason, updated) in recipientRows.decode(
-            (String, String, Int, Date?, Int?, String?, String?, String?, String?, Date).self) {
-            record.recipients.append(RecipientRecord(
-                email: email, status: RecipientStatus(rawValue: status) ?? .queued, attempts: attempts,
-                nextAttemptAt: next, lastReply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
-                lastText: text, lastMX: mx, reason: reason, updatedAt: updated))
-        }
-        return record
     }
 
     /// A tenant's message's events in time order, or nil when the message does not exist for this tenant.
     public func events(messageID: UUID, tenantID: UUID) async throws -> [EventRecord]? {
-        let exists = try await client.query(
-            "SELECT 1 FROM messages WHERE id = \(messageID) AND tenant_id = \(tenantID)", logger: logger)
-        var found = false
-        for try await _ in exists { found = true }
-        guard found else { return nil }
-        let rows = try await client.query("""
-            SELECT e.type, r.email, e.at, e.attempt, e.mx, e.reply_code, e.reply_enhanced, e.reply_text, e.duration_ms
-            FROM events e JOIN recipients r ON r.id = e.recipient_id
-            WHERE e.message_id = \(messageID) AND e.tenant_id = \(tenantID)
-            ORDER BY e.id
-            """, logger: logger)
-        var events: [EventRecord] = []
-        for try await (type, email, at, attempt, mx, code, enhanced, text, duration) in rows.decode(
-            (String, String, Date, Int, String?, Int?, String?, String?, Int?).self) {
-            let reply = code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") }
-            events.append(EventRecord(type: type, recipient: email, at: at, attempt: attempt, mx: mx, reply: reply,
-                                      detail: code == nil ? text : nil, durationMs: duration))
+        try await withDeadline { [self] in
+            let exists = try await client.query(
+                "SELECT 1 FROM messages WHERE id = \(messageID) AND tenant_id = \(tenantID)", logger: logger)
+            var found = false
+            for try await _ in exists { found = true }
+            guard found else { return nil }
+            let rows = try await client.query("""
+                SELECT e.type, r.email, e.at, e.attempt, e.mx, e.reply_code, e.reply_enhanced, e.reply_text, e.duration_ms
+                FROM events e JOIN recipients r ON r.id = e.recipient_id
+                WHERE e.message_id = \(messageID) AND e.tenant_id = \(tenantID)
+                ORDER BY e.id
+                """, logger: logger)
+            var events: [EventRecord] = []
+            for try await (type, email, at, attempt, mx, code, enhanced, text, duration) in rows.decode(
+                (String, String, Date, Int, String?, Int?, String?, String?, Int?).self) {
+                let reply = code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") }
+                events.append(EventRecord(type: type, recipient: email, at: at, attempt: attempt, mx: mx, reply: reply,
+                                          detail: code == nil ? text : nil, durationMs: duration))
+            }
+            return events
         }
-        return events
     }
 }

@@ -11,10 +11,32 @@ public final class RelayDatabase: Sendable {
     public let client: PostgresClient
     let logger: Logger
 
+    /// How long a request-path operation may wait for the database before it counts as unavailable
+    /// (PostgresNIO's pool waits for a connection indefinitely while the server is down).
+    public let requestTimeout: Duration
+
     /// Wraps a client. The client must be running (its `run()` called) before any query.
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, requestTimeout: Duration = .seconds(5)) {
         self.client = client
         self.logger = logger
+        self.requestTimeout = requestTimeout
+    }
+
+    /// Runs a request-path operation with `requestTimeout`; on expiry the operation is cancelled and
+    /// `StoreError.unavailable` is thrown, so the API answers 503 instead of hanging.
+    func withDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await operation() }
+            group.addTask {
+                try await Task.sleep(for: self.requestTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw StoreError(code: .unavailable, description: "the database did not answer within \(self.requestTimeout)")
+            }
+            return result
+        }
     }
 
     /// Round-trips a trivial query; throws when the database is unreachable.
@@ -35,6 +57,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         let raw: String
         /// A row with the same key exists already.
         public static let conflict = Code(raw: "conflict")
+        /// The database did not answer in time.
+        public static let unavailable = Code(raw: "unavailable")
     }
     /// The kind of failure.
     public var code: Code
@@ -46,6 +70,7 @@ extension Error {
     /// Whether this error means "the database cannot be reached right now" (so the API answers 503 and the
     /// queue retries) rather than a bug or a constraint violation.
     public var isDatabaseUnavailable: Bool {
+        if let error = self as? StoreError { return error.code == .unavailable }
         if let error = self as? PSQLError {
             switch error.code {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,

@@ -15,28 +15,32 @@ public struct TenantRecord: Sendable, Equatable {
 extension RelayDatabase {
     /// Creates a tenant with one API key; returns the tenant and the key (the only time the key exists in clear).
     public func createTenant(name: String) async throws -> (tenant: TenantRecord, apiKey: String) {
-        let id = TimeOrderedUUID.make()
-        let apiKey = APIKeyFormat.generate()
-        let hash = ByteBuffer(bytes: Self.hashAPIKey(apiKey))
-        let prefix = String(apiKey.prefix(APIKeyFormat.prefix.count + 6))
-        let rows = try await client.query("""
-            WITH t AS (INSERT INTO tenants (id, name) VALUES (\(id), \(name)) RETURNING id, name, created_at),
-                 k AS (INSERT INTO api_keys (key_hash, tenant_id, key_prefix) SELECT \(hash), id, \(prefix) FROM t)
-            SELECT id, name, created_at FROM t
-            """, logger: logger)
-        for try await (id, name, createdAt) in rows.decode((UUID, String, Date).self) {
-            return (TenantRecord(id: id, name: name, createdAt: createdAt), apiKey)
+        try await withDeadline { [self] in
+            let id = TimeOrderedUUID.make()
+            let apiKey = APIKeyFormat.generate()
+            let hash = ByteBuffer(bytes: Self.hashAPIKey(apiKey))
+            let prefix = String(apiKey.prefix(APIKeyFormat.prefix.count + 6))
+            let rows = try await client.query("""
+                WITH t AS (INSERT INTO tenants (id, name) VALUES (\(id), \(name)) RETURNING id, name, created_at),
+                     k AS (INSERT INTO api_keys (key_hash, tenant_id, key_prefix) SELECT \(hash), id, \(prefix) FROM t)
+                SELECT id, name, created_at FROM t
+                """, logger: logger)
+            for try await (id, name, createdAt) in rows.decode((UUID, String, Date).self) {
+                return (TenantRecord(id: id, name: name, createdAt: createdAt), apiKey)
+            }
+            throw StoreError(code: .conflict, description: "tenant insert returned no row")
         }
-        throw StoreError(code: .conflict, description: "tenant insert returned no row")
     }
 
     /// The tenant an API key belongs to, or nil for an unknown or revoked key.
     public func tenantID(forAPIKeyHash hash: [UInt8]) async throws -> UUID? {
-        let rows = try await client.query(
-            "SELECT tenant_id FROM api_keys WHERE key_hash = \(ByteBuffer(bytes: hash)) AND revoked_at IS NULL",
-            logger: logger)
-        for try await id in rows.decode(UUID.self) { return id }
-        return nil
+        try await withDeadline { [self] in
+            let rows = try await client.query(
+                "SELECT tenant_id FROM api_keys WHERE key_hash = \(ByteBuffer(bytes: hash)) AND revoked_at IS NULL",
+                logger: logger)
+            for try await id in rows.decode(UUID.self) { return id }
+            return nil
+        }
     }
 
     /// How many tenants exist (to tell a first-time operator how to create one).

@@ -48,31 +48,34 @@ final class RelayHarness: Sendable {
         configuration.retryPolicy.maximumDelay = .seconds(2)
         configuration.workerConcurrency = 16
         configure(&configuration)
+        let (port, group, runTask) = try await startApplication(configuration)
+        let (database, databaseTask) = try TestDatabase.connect(url)
+
+        // Wait for migrations, then create a tenant (in the store, so it works without an admin token) and
+        // register its sender domain through the API.
+        try await waitUntil("Relay is ready", timeout: .seconds(30)) {
+            (try? await Self.send(port: port, .GET, "/readyz").status) == 200
+        }
+        let (tenant, key) = try await database.createTenant(name: "acme")
+        let domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
+        guard domain.status == 201 else { throw TestSupportError("domain registration failed: \(domain.text)") }
+        return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: tenant.id.uuidString.lowercased(),
+                            database: database, databaseTask: databaseTask, group: group, runTask: runTask)
+    }
+
+    /// Runs the application in this process until its group is shut down; returns its HTTP port once it listens.
+    static func startApplication(_ configuration: RelayConfiguration) async throws -> (Int, ServiceGroup, Task<Void, any Error>) {
         var logger = Logger(label: "relay-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
-
         let boundPort = Mutex<Int?>(nil)
-        let app = try buildApplication(configuration: configuration, database: try DatabaseLocation(url: url), logger: logger) { channel in
+        let location = try DatabaseLocation(url: configuration.databaseURL ?? "")
+        let app = try buildApplication(configuration: configuration, database: location, logger: logger) { channel in
             boundPort.withLock { $0 = channel.localAddress?.port }
         }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let runTask = Task { try await group.run() }
         try await waitUntil("the HTTP server listens", timeout: .seconds(20)) { boundPort.withLock { $0 } != nil }
-        let port = boundPort.withLock { $0 }!
-        let (database, databaseTask) = try TestDatabase.connect(url)
-
-        // Wait for migrations, then create a tenant and its sender domain through the API itself.
-        try await waitUntil("Relay is ready", timeout: .seconds(30)) {
-            (try? await Self.send(port: port, .GET, "/readyz").status) == 200
-        }
-        let created = try await Self.send(port: port, .POST, "/admin/tenants", json: ["name": "acme"], bearer: "test-admin-token")
-        guard created.status == 201, let key = created.json["api_key"] as? String, let id = created.json["id"] as? String else {
-            throw TestSupportError("tenant creation failed: \(created.status) \(created.text)")
-        }
-        let domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
-        guard domain.status == 201 else { throw TestSupportError("domain registration failed: \(domain.text)") }
-        return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: id, database: database,
-                            databaseTask: databaseTask, group: group, runTask: runTask)
+        return (boundPort.withLock { $0 }!, group, runTask)
     }
 
     private init(port: Int, dns: DNSTestServer, databaseURL: String, apiKey: String, tenantID: String,
