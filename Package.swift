@@ -161,6 +161,11 @@ let package = Package(
         .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RelayQueueTests",
+            dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore"],
+            swiftSettings: swiftSettings
+        ),
         // Integration tier: a real PostgreSQL (PG* environment variables, started by scripts/test).
         .testTarget(
             name: "RelayIntegrationTests",

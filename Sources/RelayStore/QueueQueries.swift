@@ -15,6 +15,20 @@ public struct ClaimedRecipient: Sendable, Hashable {
     public var mailFrom: String
     public var requiresSMTPUTF8: Bool
     public var expiresAt: Date
+
+    /// Creates the value (the store builds these from claim rows; tests build them directly).
+    public init(recipientID: Int64, messageID: UUID, tenantID: UUID, email: String, domain: String, attempts: Int,
+                mailFrom: String, requiresSMTPUTF8: Bool, expiresAt: Date) {
+        self.recipientID = recipientID
+        self.messageID = messageID
+        self.tenantID = tenantID
+        self.email = email
+        self.domain = domain
+        self.attempts = attempts
+        self.mailFrom = mailFrom
+        self.requiresSMTPUTF8 = requiresSMTPUTF8
+        self.expiresAt = expiresAt
+    }
 }
 
 /// The result of one attempt for one recipient, to be written in a batch.

@@ -213,6 +213,34 @@ import Testing
         }
     }
 
+    @Test func deliversWithMXRecordsServedByDnsmasq() async throws {
+        // The same path with Debian's dnsmasq as the DNS server instead of the in-process one.
+        let dnsPort = try freePort()
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.8", port: port)
+        let dnsmasq = try ChildProcess(try findExecutable("dnsmasq", extraDirectories: ["/usr/sbin", "/sbin"]), [
+            "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--user=root",
+            "--pid-file=\(NSTemporaryDirectory())relay-dnsmasq-\(dnsPort).pid", "--port=\(dnsPort)",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
+            "--mx-host=viadnsmasq.test,mx.viadnsmasq.test,10", "--host-record=mx.viadnsmasq.test,127.0.0.8",
+        ])
+        defer { Task { dnsmasq.signal(SIGKILL); _ = await dnsmasq.waitForExit(); await sink.stop() } }
+        let resolver = DNSResolver(servers: [.init(host: "127.0.0.1", port: dnsPort)], timeout: .milliseconds(300))
+        try await waitUntil("dnsmasq answers") {
+            (try? await resolver.mailExchangers(for: "viadnsmasq.test")) == .exchangers([MXRecord(preference: 10, host: "mx.viadnsmasq.test")])
+        }
+        let relay = try await RelayHarness.start { configuration in
+            configuration.mxPort = port
+            configuration.dnsServers = [.init(host: "127.0.0.1", port: dnsPort)]
+        }
+        defer { Task { try? await relay.stop() } }
+        let id = try await relay.sendMessage(message(to: "bob@viadnsmasq.test"))
+        let recipients = try await relay.waitUntilFinal(id)
+        #expect(recipients[0]["status"] as? String == "delivered")
+        #expect(recipients[0]["mx"] as? String == "mx.viadnsmasq.test")
+        #expect(try sink.received().map(\.recipients) == [["bob@viadnsmasq.test"]])
+    }
+
     @Test func manyMessagesIntoPostfixSmtpSink() async throws {
         try await withRelay({ $0.workerConcurrency = 32 }) { relay, port in
             let sink = try await PostfixSMTPSink.start(host: "127.0.0.6", port: port)
