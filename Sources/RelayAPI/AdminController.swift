@@ -7,7 +7,7 @@ struct AdminController {
     let database: RelayDatabase
 
     struct TenantCreated: Encodable {
-        var id: UUID
+        var id: String
         var name: String
         var apiKey: String
         var createdAt: Date
@@ -27,7 +27,7 @@ struct AdminController {
             }
             let (tenant, key) = try await database.createTenant(name: name)
             context.logger.info("tenant created", metadata: ["tenant": "\(tenant.id)"])
-            return try JSONResponse.make(.created, TenantCreated(id: tenant.id, name: tenant.name, apiKey: key, createdAt: tenant.createdAt))
+            return try JSONResponse.make(.created, TenantCreated(id: tenant.id.apiString, name: tenant.name, apiKey: key, createdAt: tenant.createdAt))
         }
     }
 }

@@ -31,3 +31,8 @@ enum RFC3339 {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: .gmt))
     }
 }
+
+extension UUID {
+    /// Ids as the API writes them: lowercase (RFC 9562's canonical form); input accepts either case.
+    var apiString: String { uuidString.lowercased() }
+}

@@ -26,7 +26,7 @@ struct MessagesController {
             var email: String
             var status: String
         }
-        var id: UUID
+        var id: String
         var status: String
         var recipients: [Recipient]
     }
@@ -53,7 +53,7 @@ struct MessagesController {
         }
 
         let id = TimeOrderedUUID.make()
-        let messageID = "\(id.uuidString.lowercased())@\(dependencies.hostname)"
+        let messageID = "\(id.apiString)@\(dependencies.hostname)"
         let draft = MessageDraft(
             from: send.from, to: send.to, cc: send.cc, replyTo: send.replyTo, subject: send.subject,
             text: send.text, html: send.html,
@@ -66,7 +66,7 @@ struct MessagesController {
         }
 
         let recipients = send.envelopeRecipients
-        let accepted = Accepted(id: id, status: RecipientStatus.queued.rawValue,
+        let accepted = Accepted(id: id.apiString, status: RecipientStatus.queued.rawValue,
                                 recipients: recipients.map { .init(email: $0.description, status: RecipientStatus.queued.rawValue) })
         let responseBody = try JSONResponse.encoder.encode(accepted)
         let metadata = try JSONResponse.encoder.encode(send.metadata)
@@ -144,7 +144,7 @@ struct MessagesController {
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(record.id, forKey: .id)
+            try container.encode(record.id.apiString, forKey: .id)
             try container.encode(MessageStatus.aggregate(record.recipients.map(\.status)), forKey: .status)
             try container.encode(record.fromHeader, forKey: .from)
             try container.encode(record.subject, forKey: .subject)

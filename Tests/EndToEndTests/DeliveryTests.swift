@@ -2,6 +2,9 @@ import DNSClient
 import DNSTestServer
 import Foundation
 import MailMessage
+import NIOCore
+import RelayCore
+import RelayStore
 import RelayApp
 import RelayTestSupport
 import Testing
@@ -241,35 +244,47 @@ import Testing
         #expect(try sink.received().map(\.recipients) == [["bob@viadnsmasq.test"]])
     }
 
-    @Test func manyMessagesIntoPostfixSmtpSink() async throws {
-        try await withRelay({ $0.workerConcurrency = 32 }) { relay, port in
-            let sink = try await PostfixSMTPSink.start(host: "127.0.0.6", port: port)
-            defer { Task { await sink.stop() } }
-            relay.dns.set("sink.test", [.mx(preference: 10, exchange: "mx.sink.test")])
-            relay.dns.set("mx.sink.test", [.a("127.0.0.6")])
-            let count = 1000
-            let started = ContinuousClock.now
-            let ids = try await withThrowingTaskGroup(of: String.self) { group in
-                var ids: [String] = []
-                for index in 0..<count {
-                    if index >= 32 { ids.append(try await group.next()!) }
-                    group.addTask { try await relay.sendMessage(self.message(to: "user\(index)@sink.test", extra: ["text": String(repeating: "x", count: 1000)])) }
-                }
-                for try await id in group { ids.append(id) }
-                return ids
-            }
-            let accepted = ContinuousClock.now
-            try await waitUntil("all \(count) messages are delivered", timeout: .seconds(120), interval: .milliseconds(100)) {
-                try await relay.database.queueDepth() == (0, 0)
-            }
-            let finished = ContinuousClock.now
-            for id in ids.shuffled().prefix(20) {
-                #expect(try await relay.recipients(id).first?["status"] as? String == "delivered")
-            }
-            let acceptRate = Double(count) / (accepted - started).seconds
-            let overall = Double(count) / (finished - started).seconds
-            print("[throughput] \(count) small messages: accepted \(Int(acceptRate))/s over HTTP; accepted and delivered into smtp-sink at \(Int(overall))/s end to end")
+    @Test func aThousandPrequeuedMessagesDrainIntoPostfixSmtpSink() async throws {
+        // 1,000 small messages are queued before Relay starts; the figure printed is the drain rate
+        // (informative: performance is measured in bench/, not asserted here).
+        let url = try await TestDatabase.create()
+        let (store, storeTask) = try TestDatabase.connect(url)
+        defer { storeTask.cancel() }
+        try await Migrator(client: store.client, logger: .init(label: "test")).migrate()
+        let (tenant, _) = try await store.createTenant(name: "bulk")
+        let count = 1000
+        let body = MessageComposer.compose(MessageDraft(
+            from: try Mailbox(parsing: "Alice <alice@example.com>"), to: [try Mailbox(parsing: "user@sink.test")],
+            subject: "bulk", text: String(repeating: "All work and no play. ", count: 45), messageID: "bulk@relay.test"))
+        for index in 0..<count {
+            let message = NewMessage(
+                id: TimeOrderedUUID.make(), tenantID: tenant.id, mailFrom: "alice@example.com", fromHeader: "alice@example.com",
+                subject: "bulk", messageIDHeader: "bulk\(index)@relay.test", tags: [], metadataJSON: "{}",
+                body: ByteBuffer(bytes: body), requiresSMTPUTF8: false, recipients: [("user\(index)@sink.test", "sink.test")],
+                lifetime: .seconds(3600))
+            _ = try await store.enqueue(message, idempotency: nil)
         }
+        let port = try mxPort()
+        let sink = try await PostfixSMTPSink.start(host: "127.0.0.6", port: port)
+        defer { Task { await sink.stop() } }
+        let dns = try await DNSTestServer.start(negativeTTL: 0)
+        dns.set("sink.test", [.mx(preference: 10, exchange: "mx.sink.test")])
+        dns.set("mx.sink.test", [.a("127.0.0.6")])
+        let started = ContinuousClock.now
+        let relay = try await RelayHarness.start(dns: dns, databaseURL: url) { configuration in
+            configuration.mxPort = port
+            configuration.workerConcurrency = 32
+        }
+        defer { Task { try? await relay.stop() } }
+        try await waitUntil("all \(count) messages are delivered", timeout: .seconds(120), interval: .milliseconds(50)) {
+            try await relay.database.queueDepth() == (0, 0)
+        }
+        let elapsed = ContinuousClock.now - started
+        let rows = try await store.client.query("SELECT status, count(*)::bigint FROM recipients GROUP BY status")
+        var statuses: [String: Int] = [:]
+        for try await (status, number) in rows.decode((String, Int).self) { statuses[status] = number }
+        #expect(statuses == ["delivered": count])
+        print("[throughput] \(count) pre-queued \(body.count)-byte messages delivered into smtp-sink in \(elapsed) (\(Int(Double(count) / elapsed.seconds))/s, including startup)")
     }
 }
 
