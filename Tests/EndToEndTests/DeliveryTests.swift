@@ -244,6 +244,38 @@ import Testing
         #expect(try sink.received().map(\.recipients) == [["bob@viadnsmasq.test"]])
     }
 
+    @Test func twoNodesOnOneDatabaseDeliverEachRecipientExactlyOnce() async throws {
+        let url = try await TestDatabase.create()
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.9", port: port)
+        defer { Task { await sink.stop() } }
+        let dns = try await DNSTestServer.start(negativeTTL: 0)
+        dns.set("both.test", [.mx(preference: 10, exchange: "mx.both.test")])
+        dns.set("mx.both.test", [.a("127.0.0.9")])
+        let nodes = [
+            try await RelayHarness.start(dns: dns, databaseURL: url) { $0.mxPort = port },
+            try await RelayHarness.start(dns: dns, databaseURL: url) { $0.mxPort = port },
+        ]
+        defer { Task { for node in nodes { try? await node.stop() } } }
+        let count = 300
+        let ids = try await withThrowingTaskGroup(of: String.self) { group in
+            for index in 0..<count {
+                let node = nodes[index % 2]
+                group.addTask { try await node.sendMessage(self.message(to: ["a\(index)@both.test", "b\(index)@both.test"])) }
+            }
+            var ids: [String] = []
+            for try await id in group { ids.append(id) }
+            return ids
+        }
+        try await waitUntil("both nodes drained the queue", timeout: .seconds(120), interval: .milliseconds(100)) {
+            try await nodes[0].database.queueDepth() == (0, 0)
+        }
+        let delivered = try sink.received().flatMap(\.recipients)
+        #expect(delivered.count == 2 * count, "every recipient delivered once, none twice")
+        #expect(Set(delivered).count == 2 * count)
+        #expect(ids.count == count)
+    }
+
     @Test func aThousandPrequeuedMessagesDrainIntoPostfixSmtpSink() async throws {
         // 1,000 small messages are queued before Relay starts; the figure printed is the drain rate
         // (informative: performance is measured in bench/, not asserted here).
