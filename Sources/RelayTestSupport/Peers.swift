@@ -126,6 +126,8 @@ public final class RecordingSMTPSink: Sendable {
         public var mailFrom: String
         public var recipients: [String]
         public var data: [UInt8]
+        /// The client's source port: equal for messages that came over one connection.
+        public var peerPort: Int?
     }
 
     public let host: String
@@ -175,7 +177,7 @@ public final class RecordingSMTPSink: Sendable {
                 throw TestSupportError("unreadable sink record: \(line)")
             }
             return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
-                            data: Array(data))
+                            data: Array(data), peerPort: object["peer_port"] as? Int)
         }
     }
 

@@ -126,6 +126,22 @@ import Testing
         }
     }
 
+    @Test func aSecondMessageToTheSameMXReusesTheConnection() async throws {
+        try await withRelay { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            for index in 0..<3 {
+                let id = try await relay.sendMessage(message(to: "user\(index)@dest.test"))
+                try await relay.waitUntilFinal(id)
+            }
+            let received = try sink.received()
+            #expect(received.count == 3)
+            #expect(Set(received.compactMap(\.peerPort)).count == 1, "one connection carried all three transactions")
+        }
+    }
+
     @Test func secondaryMXIsUsedWhenThePrimaryIsDown() async throws {
         try await withRelay { relay, port in
             let sink = try await RecordingSMTPSink.start(host: "127.0.0.4", port: port)

@@ -2,7 +2,7 @@
 """A recording SMTP sink for Relay's end-to-end tests (aiosmtpd).
 
 Every accepted message is appended to --record as one JSON line:
-  {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip"}
+  {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip", "peer_port": 12345}
 (data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact).
 
 Behaviour is chosen by the recipient's local part, so one sink serves many scenarios:
@@ -56,6 +56,7 @@ class Handler:
             "rcpt_tos": envelope.rcpt_tos,
             "data_b64": base64.b64encode(envelope.original_content or envelope.content).decode(),
             "peer": session.peer[0] if session.peer else None,
+            "peer_port": session.peer[1] if session.peer else None,
         })
         with open(self.record, "a") as f:
             f.write(line + "\n")
