@@ -14,8 +14,8 @@ struct SMTPConnectionTests {
 
     func configuration(_ adjust: (inout SMTPClientConfiguration) -> Void = { _ in }) -> SMTPClientConfiguration {
         var configuration = SMTPClientConfiguration(heloName: "relay.test")
-        configuration.timeouts.banner = .seconds(10)
-        configuration.timeouts.endOfData = .seconds(10)
+        configuration.timeouts.banner = .seconds(30)
+        configuration.timeouts.endOfData = .seconds(30)
         adjust(&configuration)
         return configuration
     }
