@@ -151,14 +151,14 @@ let package = Package(
         .testTarget(
             name: "SMTPClientTests",
             dependencies: [
-                "SMTPClient", "SMTPCore",
+                "SMTPClient", "SMTPCore", "RelayTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer"], swiftSettings: swiftSettings),
+        .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         .testTarget(

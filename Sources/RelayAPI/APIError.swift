@@ -62,7 +62,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as HTTPError {
             throw Self.translate(error)
         } catch let error as any HTTPResponseError {
-            throw APIError(error.status, code: Self.code(for: error.status), message: "\(error)")
+            let message = error.status == .contentTooLarge ? "the request body is too large" : error.status.reasonPhrase
+            throw APIError(error.status, code: Self.code(for: error.status), message: message)
         } catch where error.isDatabaseUnavailableError {
             context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError.databaseUnavailable

@@ -22,8 +22,8 @@ struct AdminController {
             let reader = try JSONObjectReader(JSONValue.parse(body.readableBytesView))
             try reader.rejectUnknown(["name"])
             guard let name = try reader.string("name", required: true)?.trimmingCharacters(in: .whitespaces),
-                  !name.isEmpty, name.count <= 200, !name.contains(where: \.isNewline) else {
-                throw APIError.invalid("name", "name must be a non-empty single-line string of at most 200 characters")
+                  !name.isEmpty, name.count <= 200, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                throw APIError.invalid("name", "name must be a non-empty string of at most 200 characters without control characters")
             }
             let (tenant, key) = try await database.createTenant(name: name)
             context.logger.info("tenant created", metadata: ["tenant": "\(tenant.id)"])

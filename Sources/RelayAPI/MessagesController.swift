@@ -71,7 +71,7 @@ struct MessagesController {
         let responseBody = try JSONResponse.encoder.encode(accepted)
         let metadata = try JSONResponse.encoder.encode(send.metadata)
         let message = NewMessage(
-            id: id, tenantID: tenant, mailFrom: send.from.address.description, fromHeader: send.from.headerValue(),
+            id: id, tenantID: tenant, mailFrom: send.from.address.description, fromHeader: send.from.description,
             subject: send.subject ?? "", messageIDHeader: messageID, tags: send.tags,
             metadataJSON: String(decoding: metadata, as: UTF8.self), body: ByteBuffer(bytes: composed),
             requiresSMTPUTF8: send.from.address.requiresSMTPUTF8 || recipients.contains(where: \.requiresSMTPUTF8),

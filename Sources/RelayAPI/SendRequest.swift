@@ -172,6 +172,10 @@ struct SendRequest: Sendable {
             guard !key.isEmpty, key.count <= 128, item.count <= 1024 else {
                 throw APIError.invalid("metadata.\(key)", "metadata keys are 1–128 characters and values at most 1024")
             }
+            // PostgreSQL's jsonb cannot hold U+0000, and no sender needs it.
+            guard !key.contains("\0"), !item.contains("\0") else {
+                throw APIError.invalid("metadata.\(key)", "metadata keys and values must not contain NUL characters")
+            }
             result[key] = item
         }
         return result

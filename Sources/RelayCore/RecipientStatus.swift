@@ -31,8 +31,9 @@ public enum RecipientStatus: String, Sendable, Codable, CaseIterable {
 public enum MessageStatus {
     /// Aggregates recipient statuses: any in-flight recipient makes the message in flight
     /// (`deferred` wins over `queued` because it tells the user something went wrong);
-    /// when all are final, a single shared status is the message's status, and a mix that
-    /// includes deliveries is `partially_delivered`, otherwise the most common failure wins.
+    /// when all are final, a single shared status is the message's status, a mix that includes deliveries
+    /// is `partially_delivered`, and any other mix takes the first present of bounced, failed, suppressed,
+    /// canceled (the most informative failure).
     public static func aggregate(_ statuses: [RecipientStatus]) -> String {
         if statuses.isEmpty { return RecipientStatus.queued.rawValue }
         if statuses.contains(.deferred) { return RecipientStatus.deferred.rawValue }

@@ -3,23 +3,32 @@ import Synchronization
 import NIOCore
 import NIOPosix
 
-/// A free TCP port on the loopback interface (bound and released; good enough for tests).
+/// A port free for both TCP and UDP on `host`, chosen at random below the kernel's ephemeral range
+/// (32768–60999 on Linux). Ports handed out by `bind(0)` come from that range, so a port picked here cannot be
+/// taken in the meantime by a test server bound to port 0 or by an outgoing connection; collisions between
+/// two tests' random picks are caught by the bind check.
 public func freePort(host: String = "127.0.0.1") throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        if canBind(host: host, port: port, type: Int32(SOCK_STREAM.rawValue))
+            && canBind(host: host, port: port, type: Int32(SOCK_DGRAM.rawValue)) {
+            return port
+        }
+    }
+    throw TestSupportError("no free port found on \(host)")
+}
+
+private func canBind(host: String, port: Int, type: Int32) -> Bool {
+    let fd = socket(AF_INET, type, 0)
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
     inet_pton(AF_INET, host, &address.sin_addr)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    guard bound == 0 else { throw TestSupportError("bind failed on \(host)") }
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
 /// Whether something accepts TCP connections at host:port.

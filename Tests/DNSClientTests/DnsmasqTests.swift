@@ -3,6 +3,7 @@
 import DNSClient
 import DNSTestServer
 import Foundation
+import RelayTestSupport
 import Testing
 
 /// A dnsmasq process serving a few local records on 127.0.0.1 and a free port.
@@ -54,11 +55,9 @@ private struct DnsmasqMissing: Error, CustomStringConvertible {
     }
 }
 
-/// A port that was free for UDP and TCP a moment ago: taken by a test server, which is then stopped.
+/// A port free for UDP and TCP, outside the ephemeral range (see RelayTestSupport.freePort).
 private func freePort() async throws -> Int {
-    let placeholder = try await DNSTestServer.start()
-    try await placeholder.stop()
-    return placeholder.address.port
+    try RelayTestSupport.freePort()
 }
 
 @Suite("DNSResolver against dnsmasq")

@@ -81,6 +81,8 @@ import Testing
         (["tags": (0..<11).map { "t\($0)" }], "tags"),
         (["metadata": ["k": 1]], "metadata.k"),
         (["to": 42], "to"),
+        (["metadata": ["k": "a\u{0}b"]], "metadata.k"),
+        (["tags": ["ok", "a\u{0}b"]], "tags[1]"),
     ] as [([String: any Sendable], String)])
     func invalidInputIs422NamingTheField(change: [String: any Sendable], field: String) async throws {
         var body = valid
@@ -180,6 +182,11 @@ import Testing
         let relay = try await Self.shared.get()
         let wrong = try await RelayHarness.send(port: relay.port, .POST, "/admin/tenants", json: ["name": "x"], bearer: relay.apiKey)
         #expect(wrong.status == 401)
+        for name in ["", "a\u{0}b", String(repeating: "n", count: 201)] {
+            let invalid = try await RelayHarness.send(port: relay.port, .POST, "/admin/tenants", json: ["name": name], bearer: relay.adminToken)
+            #expect(invalid.status == 422, "tenant name \(name.debugDescription)")
+            #expect(invalid.errorField == "name")
+        }
         let unknownRoute = try await RelayHarness.send(port: relay.port, .GET, "/v1/nothing-here", bearer: relay.apiKey)
         #expect(unknownRoute.status == 404)
         #expect(unknownRoute.errorCode == "not_found")

@@ -36,7 +36,7 @@ import Testing
         let databaseURL = try await TestDatabase.create()
         let dns = try await DNSTestServer.start(negativeTTL: 0)
         let mxPort = try freePort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.7", port: mxPort, slowSeconds: 0.05)
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.7", port: mxPort, slowSeconds: 0.4)
         defer { Task { await sink.stop(); try? await dns.stop() } }
         dns.set("crash.test", [.mx(preference: 10, exchange: "mx.crash.test")])
         dns.set("mx.crash.test", [.a("127.0.0.7")])

@@ -1,4 +1,5 @@
 import Foundation
+import RelayTestSupport
 import NIOCore
 import NIOPosix
 import Testing
@@ -208,13 +209,9 @@ enum TestPeers {
     }
 
     /// A port that nothing listens on right now.
+    /// A free port outside the ephemeral range (see RelayTestSupport.freePort).
     static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port
-        try await channel.close()
-        guard let port else { throw MissingPeer(description: "could not find a free port") }
-        return port
+        try RelayTestSupport.freePort()
     }
 
     static func findExecutable(_ name: String, hint: String) throws -> URL {
