@@ -15,4 +15,6 @@ public struct Migration: Sendable {
 /// Every migration, in order.
 public let allMigrations: [Migration] = [
     Migration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
+    Migration(version: 2, name: "0002_smtp_auth_failures.sql",
+              sql: String(decoding: PackageResources._002_smtp_auth_failures_sql, as: UTF8.self)),
 ]

@@ -1,10 +1,12 @@
 import Hummingbird
 
 /// Builds Relay's HTTP routes: health, `/admin` (admin token), `/v1` (API key).
-public func buildRouter(_ dependencies: APIDependencies) -> Router<RelayRequestContext> {
+/// With `serveAPI` false (a node without the `api` role) only the health endpoints are served.
+public func buildRouter(_ dependencies: APIDependencies, serveAPI: Bool = true) -> Router<RelayRequestContext> {
     let router = Router(context: RelayRequestContext.self)
     router.add(middleware: ErrorMiddleware())
     HealthController(database: dependencies.database, isReady: dependencies.isReady).register(on: router)
+    guard serveAPI else { return router }
     let ready = ReadinessMiddleware(isReady: dependencies.isReady)
     AdminController(database: dependencies.database)
         .register(on: router.group("admin").add(middleware: AdminAuthMiddleware(adminToken: dependencies.adminToken)).add(middleware: ready))

@@ -10,6 +10,8 @@ import RelayCore
 import RelayQueue
 import RelayStore
 import SMTPClient
+import SMTPServer
+import RelaySubmission
 import ServiceLifecycle
 import Synchronization
 
@@ -21,7 +23,8 @@ public func buildApplication(
     configuration: RelayConfiguration,
     database location: DatabaseLocation,
     logger: Logger,
-    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+    onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
     let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     let client = PostgresClient(
@@ -46,19 +49,58 @@ public func buildApplication(
         database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
         messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
         isReady: { schemaReady.isOpen },
-        onEnqueued: { worker.wake() }))
+        onEnqueued: { worker.wake() }), serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
-    // service applies migrations, retrying until the database is reachable, then opens the gate for the API
-    // and the worker.
+    // service applies migrations, retrying until the database is reachable, then opens the gate for the API,
+    // the SMTP listeners and the worker.
     let schema = SchemaService(database: database, gate: schemaReady, logger: logger)
+    var services: [any Service] = [client, schema]
+    if configuration.roles.contains(.smtp) {
+        services += try submissionServices(configuration: configuration, database: database, gate: schemaReady,
+                                           eventLoopGroup: eventLoopGroup, logger: logger,
+                                           onEnqueued: { worker.wake() }, onBound: onSubmissionBound)
+    }
+    if configuration.roles.contains(.worker) {
+        services.append(GatedService(gate: schemaReady, service: worker))
+    }
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "relay"),
-        services: [client, schema, GatedService(gate: schemaReady, service: worker)],
+        services: services,
         onServerRunning: onServerRunning,
         eventLoopGroupProvider: .shared(eventLoopGroup),
         logger: logger)
+}
+
+/// The SMTP submission listeners (587 STARTTLS, 465 implicit TLS) sharing one certificate, and the SIGHUP
+/// reload of that certificate.
+func submissionServices(configuration: RelayConfiguration, database: RelayDatabase, gate: ReadinessGate,
+                        eventLoopGroup: any EventLoopGroup, logger: Logger, onEnqueued: @escaping @Sendable () -> Void,
+                        onBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void) throws -> [any Service] {
+    let listeners = [(configuration.submissionAddress, SMTPSubmissionServer.Security.startTLS),
+                     (configuration.submissionsAddress, .implicitTLS)]
+        .compactMap { address, security in address.map { ($0, security) } }
+    if listeners.isEmpty { return [] }
+    let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory).standardizedFileURL.path
+    let tls = try TLSMaterial(certificatePath: configuration.tlsCertificatePath, keyPath: configuration.tlsKeyPath,
+                              hostname: configuration.hostname, generatedDirectory: dataDirectory + "/tls", logger: logger)
+    var settings = RelaySubmissionBackend.Settings(hostname: configuration.hostname,
+                                                   messageLifetime: configuration.retryPolicy.maximumLifetime)
+    settings.authFailureLimit = configuration.smtpAuthFailures
+    let backend = RelaySubmissionBackend(database: database, settings: settings, logger: logger, onEnqueued: onEnqueued)
+    var services: [any Service] = [TLSReloadService(materials: [tls], logger: logger)]
+    for (address, security) in listeners {
+        let sessionConfiguration = SMTPServerConfiguration(
+            hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageBytes,
+            maximumRecipients: configuration.smtpMaxRecipients, offersSTARTTLS: security == .startTLS)
+        let server = SMTPSubmissionServer(
+            host: address.host, port: address.port, security: security, configuration: sessionConfiguration, tls: tls,
+            backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
+            eventLoopGroup: eventLoopGroup, logger: logger, onBound: { port in onBound(security, port) })
+        services.append(GatedService(gate: gate, service: server))
+    }
+    return services
 }
 
 /// Applies migrations once the database is reachable, opens the readiness gate, and then idles until shutdown.

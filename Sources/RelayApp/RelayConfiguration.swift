@@ -37,6 +37,45 @@ public struct RelayConfiguration: Sendable {
     public var plaintextFallback = false
     /// `RELAY_LOG_LEVEL` (default `info`): trace, debug, info, notice, warning, error, critical.
     public var logLevel: Logger.Level = .info
+    /// `RELAY_ROLES` / `--roles` (default all): which parts this node runs.
+    public var roles: Set<Role> = Set(Role.allCases)
+    /// `RELAY_SUBMISSION_ADDR` (default `0.0.0.0:587`, `off` disables): SMTP submission with STARTTLS.
+    public var submissionAddress: HostPort? = HostPort(host: "0.0.0.0", port: 587)
+    /// `RELAY_SUBMISSIONS_ADDR` (default `0.0.0.0:465`, `off` disables): SMTP submission over implicit TLS (RFC 8314).
+    public var submissionsAddress: HostPort? = HostPort(host: "0.0.0.0", port: 465)
+    /// `RELAY_TLS_CERT` / `RELAY_TLS_KEY`: PEM certificate chain and key; unset → a self-signed certificate for
+    /// `RELAY_HOSTNAME` generated into `<RELAY_DATA_DIR>/tls`. Reloaded on SIGHUP.
+    public var tlsCertificatePath: String?
+    /// See `tlsCertificatePath`.
+    public var tlsKeyPath: String?
+    /// `RELAY_SMTP_AUTH_FAILURES` (default 5): failed AUTH attempts per IP within 10 minutes before 421 4.7.0.
+    public var smtpAuthFailures: Int = 5
+    /// `RELAY_SMTP_MAX_RECIPIENTS` (default 1000, never below 100): RCPTs per message; extra ones get 452 4.5.3.
+    public var smtpMaxRecipients: Int = 1000
+    /// `RELAY_SMTP_MAX_SESSIONS` (default 1000): concurrent SMTP sessions per listener; more get 421.
+    public var smtpMaxSessions: Int = 1000
+    /// `RELAY_SMTP_COMMAND_TIMEOUT` (default 5m): idle time allowed between SMTP commands.
+    public var smtpCommandTimeout: Duration = .seconds(300)
+
+    /// The parts a node can run.
+    public enum Role: String, Sendable, CaseIterable {
+        /// The HTTP API (`/v1`, `/admin`); health endpoints are always served.
+        case api
+        /// The SMTP submission listeners.
+        case smtp
+        /// The delivery workers.
+        case worker
+    }
+
+    /// A listen address.
+    public struct HostPort: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
 
     /// The defaults.
     public init() {}
@@ -46,7 +85,8 @@ public struct RelayConfiguration: Sendable {
         "DATABASE_URL", "RELAY_DATA_DIR", "RELAY_HTTP_ADDR", "RELAY_HOSTNAME", "RELAY_ADMIN_TOKEN", "RELAY_DNS_SERVERS",
         "RELAY_MX_PORT", "RELAY_RETRY_INITIAL", "RELAY_RETRY_MAX", "RELAY_MAX_QUEUE_LIFETIME", "RELAY_WORKER_CONCURRENCY",
         "RELAY_MAX_MESSAGE_BYTES", "RELAY_LEASE_TIME", "RELAY_SMTP_VERIFY_CERTIFICATES", "RELAY_SMTP_PLAINTEXT_FALLBACK",
-        "RELAY_LOG_LEVEL",
+        "RELAY_LOG_LEVEL", "RELAY_ROLES", "RELAY_SUBMISSION_ADDR", "RELAY_SUBMISSIONS_ADDR", "RELAY_TLS_CERT", "RELAY_TLS_KEY",
+        "RELAY_SMTP_AUTH_FAILURES", "RELAY_SMTP_MAX_RECIPIENTS", "RELAY_SMTP_MAX_SESSIONS", "RELAY_SMTP_COMMAND_TIMEOUT",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -119,6 +159,37 @@ public struct RelayConfiguration: Sendable {
             }
             logLevel = parsed
         }
+        if let text = value("RELAY_ROLES") {
+            var parsed = Set<Role>()
+            for item in text.split(separator: ",") {
+                let name = item.trimmingCharacters(in: .whitespaces).lowercased()
+                guard let role = Role(rawValue: name) else {
+                    throw ConfigurationError("RELAY_ROLES: \"\(name)\" is not one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                parsed.insert(role)
+            }
+            guard !parsed.isEmpty else { throw ConfigurationError("RELAY_ROLES names no role") }
+            roles = parsed
+        }
+        for (name, keyPath) in [("RELAY_SUBMISSION_ADDR", \RelayConfiguration.submissionAddress),
+                                ("RELAY_SUBMISSIONS_ADDR", \RelayConfiguration.submissionsAddress)] {
+            guard let text = value(name) else { continue }
+            if text.lowercased() == "off" {
+                self[keyPath: keyPath] = nil
+            } else {
+                let (host, port) = try Self.hostPort(text, variable: name)
+                self[keyPath: keyPath] = HostPort(host: host, port: port)
+            }
+        }
+        tlsCertificatePath = value("RELAY_TLS_CERT")
+        tlsKeyPath = value("RELAY_TLS_KEY")
+        if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
+            throw ConfigurationError("RELAY_TLS_CERT and RELAY_TLS_KEY must be set together")
+        }
+        if let failures = try integer("RELAY_SMTP_AUTH_FAILURES", minimum: 1) { smtpAuthFailures = failures }
+        if let recipients = try integer("RELAY_SMTP_MAX_RECIPIENTS", minimum: 1) { smtpMaxRecipients = max(100, recipients) }
+        if let sessions = try integer("RELAY_SMTP_MAX_SESSIONS", minimum: 1) { smtpMaxSessions = sessions }
+        if let timeout = try duration("RELAY_SMTP_COMMAND_TIMEOUT") { smtpCommandTimeout = timeout }
     }
 
     /// Splits `host:port` (IPv6 as `[::1]:8080`).

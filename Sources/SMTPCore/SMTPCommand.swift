@@ -335,7 +335,7 @@ extension SMTPCommand {
                     throw SMTPCommandParseError(code: .syntaxError, reason: "\(verb) path has a malformed source route")
                 }
                 inner = inner[(colon + 1)...]
-                guard !inner.isEmpty else {
+                guard !inner.isEmpty, inner.first != UInt8(ascii: "@") else {
                     throw SMTPCommandParseError(code: .syntaxError, reason: "\(verb) path has a source route but no mailbox")
                 }
             }

@@ -84,8 +84,9 @@ public struct SMTPReply: Sendable, Hashable {
             }
             result += codeText
             if isLast {
-                // RFC 5321 §4.2: the last line is Reply-code [ SP textstring ] CRLF.
-                if !text.isEmpty { result += " " + text }
+                // RFC 5321 §4.2: the last line is Reply-code [ SP textstring ] CRLF; the space is always
+                // written because an empty AUTH challenge must be "334 " (RFC 4954 §4).
+                result += " " + text
             } else {
                 result += "-" + text
             }

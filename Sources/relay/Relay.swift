@@ -47,6 +47,24 @@ struct ConfigurationOptions: ParsableArguments {
     var plaintextFallback: String?
     @Option(name: .customLong("log-level"), help: "RELAY_LOG_LEVEL (default info)")
     var logLevel: String?
+    @Option(name: .customLong("roles"), help: "RELAY_ROLES: comma-separated api, smtp, worker (default all)")
+    var roles: String?
+    @Option(name: .customLong("submission-addr"), help: "RELAY_SUBMISSION_ADDR (default 0.0.0.0:587, off disables)")
+    var submissionAddr: String?
+    @Option(name: .customLong("submissions-addr"), help: "RELAY_SUBMISSIONS_ADDR (default 0.0.0.0:465, off disables)")
+    var submissionsAddr: String?
+    @Option(name: .customLong("tls-cert"), help: "RELAY_TLS_CERT: PEM certificate chain (unset: self-signed)")
+    var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "RELAY_TLS_KEY: PEM private key")
+    var tlsKey: String?
+    @Option(name: .customLong("smtp-auth-failures"), help: "RELAY_SMTP_AUTH_FAILURES (default 5)")
+    var smtpAuthFailures: String?
+    @Option(name: .customLong("smtp-max-recipients"), help: "RELAY_SMTP_MAX_RECIPIENTS (default 1000, at least 100)")
+    var smtpMaxRecipients: String?
+    @Option(name: .customLong("smtp-max-sessions"), help: "RELAY_SMTP_MAX_SESSIONS (default 1000)")
+    var smtpMaxSessions: String?
+    @Option(name: .customLong("smtp-command-timeout"), help: "RELAY_SMTP_COMMAND_TIMEOUT (default 5m)")
+    var smtpCommandTimeout: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -58,7 +76,10 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_MAX_QUEUE_LIFETIME", maxQueueLifetime), ("RELAY_WORKER_CONCURRENCY", workerConcurrency),
             ("RELAY_MAX_MESSAGE_BYTES", maxMessageBytes), ("RELAY_LEASE_TIME", leaseTime),
             ("RELAY_SMTP_VERIFY_CERTIFICATES", verifyCertificates), ("RELAY_SMTP_PLAINTEXT_FALLBACK", plaintextFallback),
-            ("RELAY_LOG_LEVEL", logLevel),
+            ("RELAY_LOG_LEVEL", logLevel), ("RELAY_ROLES", roles), ("RELAY_SUBMISSION_ADDR", submissionAddr),
+            ("RELAY_SUBMISSIONS_ADDR", submissionsAddr), ("RELAY_TLS_CERT", tlsCert), ("RELAY_TLS_KEY", tlsKey),
+            ("RELAY_SMTP_AUTH_FAILURES", smtpAuthFailures), ("RELAY_SMTP_MAX_RECIPIENTS", smtpMaxRecipients),
+            ("RELAY_SMTP_MAX_SESSIONS", smtpMaxSessions), ("RELAY_SMTP_COMMAND_TIMEOUT", smtpCommandTimeout),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

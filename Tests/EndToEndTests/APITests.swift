@@ -1,6 +1,7 @@
 import Foundation
 import RelayApp
 import RelayStore
+import Synchronization
 import RelayTestSupport
 import Testing
 
@@ -213,6 +214,8 @@ import Testing
         configuration.httpHost = "127.0.0.1"
         configuration.httpPort = 0
         configuration.dnsServers = [.init(host: "127.0.0.1", port: 9)]
+        configuration.submissionAddress = nil
+        configuration.submissionsAddress = nil
         let (port, group, task) = try await RelayHarness.startApplication(configuration)
         defer { Task { await group.triggerGracefulShutdown(); _ = try? await task.value } }
         #expect(try await RelayHarness.send(port: port, .GET, "/healthz").status == 200)
@@ -253,5 +256,39 @@ import Testing
         try await waitUntil("sending works again once the database is back", timeout: .seconds(30)) {
             try await relay.send(.POST, "/v1/messages", json: message).status == 202
         }
+    }
+}
+
+/// `--roles`: a node runs only the parts it is given.
+@Suite struct RoleTests {
+    @Test func aNodeWithoutTheAPIRoleServesOnlyHealthAndNoSMTP() async throws {
+        var configuration = RelayConfiguration()
+        configuration.databaseURL = try await TestDatabase.create()
+        configuration.httpHost = "127.0.0.1"
+        configuration.httpPort = 0
+        configuration.dnsServers = [.init(host: "127.0.0.1", port: 9)]
+        configuration.roles = [.worker]
+        configuration.submissionAddress = .init(host: "127.0.0.1", port: 0)
+        configuration.submissionsAddress = nil
+        let bound = Mutex(false)
+        let (port, group, task) = try await RelayHarness.startApplication(configuration) { _, _ in bound.withLock { $0 = true } }
+        defer { Task { await group.triggerGracefulShutdown(); _ = try? await task.value } }
+        try await waitUntil("the node is ready") { (try? await RelayHarness.send(port: port, .GET, "/readyz").status) == 200 }
+        #expect(try await RelayHarness.send(port: port, .GET, "/v1/domains", bearer: "rly_x").status == 404)
+        #expect(try await RelayHarness.send(port: port, .GET, "/healthz").status == 200)
+        #expect(!bound.withLock { $0 }, "no SMTP listener without the smtp role")
+    }
+
+    @Test(arguments: ["api,smtp,worker", "api", "smtp, worker"])
+    func rolesParse(text: String) throws {
+        let configuration = try RelayConfiguration(values: ["RELAY_ROLES": text])
+        #expect(configuration.roles == Set(text.split(separator: ",").map { RelayConfiguration.Role(rawValue: $0.trimmingCharacters(in: .whitespaces))! }))
+    }
+
+    @Test func unknownRoleIsAConfigurationError() throws {
+        #expect(throws: ConfigurationError.self) { try RelayConfiguration(values: ["RELAY_ROLES": "api,mailer"]) }
+        #expect(throws: ConfigurationError.self) { try RelayConfiguration(values: ["RELAY_SUBMISSION_ADDR": "nonsense"]) }
+        let off = try RelayConfiguration(values: ["RELAY_SUBMISSIONS_ADDR": "off"])
+        #expect(off.submissionsAddress == nil)
     }
 }

@@ -11,6 +11,7 @@ import RelayApp
 import RelayStore
 import RelayTestSupport
 import ServiceLifecycle
+import SMTPServer
 import Synchronization
 import Testing
 
@@ -28,12 +29,15 @@ final class RelayHarness: Sendable {
     let tenantID: String
     let adminToken = "test-admin-token"
     let database: RelayDatabase
+    /// Ports of the SMTP submission listeners (STARTTLS, implicit TLS) when started with `smtp: true`.
+    let submissionPort: Int?
+    let submissionsPort: Int?
     private let databaseTask: Task<Void, Never>
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
 
     /// Starts Relay; `configure` adjusts the configuration (MX port, retry times, …).
-    static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil,
+    static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil, smtp: Bool = false,
                       _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> RelayHarness {
         let dns = if let dns { dns } else { try await DNSTestServer.start(negativeTTL: 0) }
         let url = if let databaseURL { databaseURL } else { try await TestDatabase.create() }
@@ -47,8 +51,17 @@ final class RelayHarness: Sendable {
         configuration.retryPolicy.initialDelay = .seconds(1)
         configuration.retryPolicy.maximumDelay = .seconds(2)
         configuration.workerConcurrency = 16
+        configuration.submissionAddress = smtp ? .init(host: "127.0.0.1", port: 0) : nil
+        configuration.submissionsAddress = smtp ? .init(host: "127.0.0.1", port: 0) : nil
+        configuration.dataDirectory = NSTemporaryDirectory() + "relay-harness-\(UUID().uuidString.prefix(8))"
         configure(&configuration)
-        let (port, group, runTask) = try await startApplication(configuration)
+        let smtpPorts = Mutex<[String: Int]>([:])
+        let (port, group, runTask) = try await startApplication(configuration) { security, port in
+            smtpPorts.withLock { $0[security == .startTLS ? "587" : "465"] = port }
+        }
+        if smtp {
+            try await waitUntil("the SMTP listeners are bound", timeout: .seconds(30)) { smtpPorts.withLock { $0.count } == 2 }
+        }
         let (database, databaseTask) = try TestDatabase.connect(url)
 
         // Wait for migrations, then create a tenant (in the store, so it works without an admin token) and
@@ -59,19 +72,24 @@ final class RelayHarness: Sendable {
         let (tenant, key) = try await database.createTenant(name: "acme")
         let domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
         guard domain.status == 201 else { throw TestSupportError("domain registration failed: \(domain.text)") }
+        let ports = smtpPorts.withLock { $0 }
         return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: tenant.id.uuidString.lowercased(),
-                            database: database, databaseTask: databaseTask, group: group, runTask: runTask)
+                            database: database, submissionPort: ports["587"], submissionsPort: ports["465"],
+                            databaseTask: databaseTask, group: group, runTask: runTask)
     }
 
     /// Runs the application in this process until its group is shut down; returns its HTTP port once it listens.
-    static func startApplication(_ configuration: RelayConfiguration) async throws -> (Int, ServiceGroup, Task<Void, any Error>) {
+    static func startApplication(
+        _ configuration: RelayConfiguration,
+        onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in }
+    ) async throws -> (Int, ServiceGroup, Task<Void, any Error>) {
         var logger = Logger(label: "relay-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let boundPort = Mutex<Int?>(nil)
         let location = try DatabaseLocation(url: configuration.databaseURL ?? "")
-        let app = try buildApplication(configuration: configuration, database: location, logger: logger) { channel in
+        let app = try buildApplication(configuration: configuration, database: location, logger: logger, onServerRunning: { channel in
             boundPort.withLock { $0 = channel.localAddress?.port }
-        }
+        }, onSubmissionBound: onSubmissionBound)
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let runTask = Task { try await group.run() }
         try await waitUntil("the HTTP server listens", timeout: .seconds(20)) { boundPort.withLock { $0 } != nil }
@@ -79,7 +97,10 @@ final class RelayHarness: Sendable {
     }
 
     private init(port: Int, dns: DNSTestServer, databaseURL: String, apiKey: String, tenantID: String,
-                 database: RelayDatabase, databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>) {
+                 database: RelayDatabase, submissionPort: Int?, submissionsPort: Int?,
+                 databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>) {
+        self.submissionPort = submissionPort
+        self.submissionsPort = submissionsPort
         self.port = port
         self.dns = dns
         self.databaseURL = databaseURL

@@ -130,7 +130,7 @@ private func code(_ text: String) -> EnhancedStatusCode? { EnhancedStatusCode(te
 @Suite struct SMTPReplyTests {
     @Test(arguments: [
         (SMTPReply(code: 250, lines: ["OK"]), "250 OK\r\n"),
-        (SMTPReply(code: 250, lines: [""]), "250\r\n"),
+        (SMTPReply(code: 250, lines: [""]), "250 \r\n"),  // the space is always written (RFC 4954 "334 ")
         (SMTPReply(code: 250, lines: ["mx", "PIPELINING", "8BITMIME"]), "250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n"),
         (SMTPReply(code: 550, enhancedCode: EnhancedStatusCode("5.1.1"), lines: ["No such user"]), "550 5.1.1 No such user\r\n"),
         (SMTPReply(code: 451, enhancedCode: EnhancedStatusCode("4.3.0"), lines: ["a", "b"]), "451-4.3.0 a\r\n451 4.3.0 b\r\n"),

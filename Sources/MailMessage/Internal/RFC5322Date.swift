@@ -2,11 +2,12 @@ import Foundation
 
 /// Formats RFC 5322 §3.3 date-time in UTC ("Sun, 29 Nov 2026 01:51:37 +0000"), with fixed English
 /// names so that no locale can change it, and without a DateFormatter on the hot path.
-enum RFC5322Date {
+public enum RFC5322Date {
     private static let weekdays = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
     private static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    static func format(_ date: Date) -> String {
+    /// The date-time text for a Date or Received header.
+    public static func format(_ date: Date) -> String {
         let seconds = Int(floor(date.timeIntervalSince1970))
         var days = seconds / 86_400
         var secondOfDay = seconds % 86_400

@@ -1,0 +1,209 @@
+import DNSTestServer
+import Foundation
+import RelayApp
+import RelayStore
+import RelayTestSupport
+import Testing
+
+/// SMTP submission (RFC 6409) end to end: real clients (swaks, Python smtplib) submit to Relay's 587-style
+/// (STARTTLS) and 465-style (implicit TLS) listeners; the messages are delivered to a recording MX and compared
+/// byte for byte with what the client sent, after the headers Relay adds.
+@Suite struct SubmissionTests {
+    /// A relay with SMTP listeners, and `dest.test` delivered to a recording sink.
+    func withSubmission(_ configure: (inout RelayConfiguration) -> Void = { _ in },
+                        _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.10", port: port)
+        let relay = try await RelayHarness.start(smtp: true) { configuration in
+            configuration.mxPort = port
+            configure(&configuration)
+        }
+        relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx.dest.test")])
+        relay.dns.set("mx.dest.test", [.a("127.0.0.10")])
+        do {
+            try await body(relay, sink)
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    /// Runs a program to completion; returns its exit status and output.
+    func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
+        let log = NSTemporaryDirectory() + "relay-client-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: log) }
+        let child = try ChildProcess(executable, arguments, logPath: log)
+        guard let status = await child.waitForExit(timeout: timeout) else {
+            child.signal(SIGKILL)
+            throw TestSupportError("\(executable) did not finish: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    }
+
+    func swaks(_ relay: RelayHarness, port: Int, _ extra: [String], password: String? = nil, from: String = "app@example.com",
+               to: String = "bob@dest.test", data: String? = nil) async throws -> (Int32, String) {
+        var arguments = ["--server", "127.0.0.1:\(port)", "--auth-user", "anyone", "--auth-password", password ?? relay.apiKey,
+                         "--from", from, "--to", to, "--helo", "client.test", "--timeout", "30"] + extra
+        if let data {
+            let file = NSTemporaryDirectory() + "relay-swaks-\(UUID().uuidString).eml"
+            try data.write(toFile: file, atomically: true, encoding: .utf8)
+            arguments += ["--data", "@\(file)"]
+        }
+        return try await run(try findExecutable("swaks"), arguments)
+    }
+
+    static func messageID(in output: String) -> String? {
+        guard let range = output.range(of: #"queued as [0-9a-f-]{36}"#, options: .regularExpression) else { return nil }
+        return String(output[range].dropFirst("queued as ".count))
+    }
+
+    static let fixedMessage = [
+        "From: App <app@example.com>", "To: Bob <bob@dest.test>", "Subject: Submitted over SMTP",
+        "Date: Sun, 29 Nov 2026 01:00:00 +0000", "Message-ID: <fixed-1@client.test>", "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8", "", "Hello Bob,", ".a line that starts with a dot", "..and two", "bye",
+    ].joined(separator: "\r\n")
+    /// What the server receives for it: swaks ends the data with CRLF "." CRLF.
+    static let fixedMessageAsReceived = fixedMessage + "\r\n"
+
+    @Test func swaksWithSTARTTLSAndAuthPlainIsDeliveredByteForByte() async throws {
+        try await withSubmission { relay, sink in
+            let (status, output) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: Self.fixedMessage)
+            #expect(status == 0, "\(output)")
+            let id = try #require(Self.messageID(in: output), "\(output)")
+            #expect(try await relay.waitUntilFinal(id)[0]["status"] as? String == "delivered")
+            let received = try #require(try sink.received().first)
+            #expect(received.mailFrom == "app@example.com")
+            let text = String(decoding: received.data, as: UTF8.self)
+            #expect(text.hasPrefix("Received: from client.test"), "Relay prepends its Received header")
+            #expect(text.hasSuffix(Self.fixedMessageAsReceived), "the rest arrives exactly as submitted (dot-stuffing undone and redone)")
+            #expect(text.contains("with ESMTPSA"))
+        }
+    }
+
+    @Test func swaksOverImplicitTLSWithAuthLogin() async throws {
+        try await withSubmission { relay, sink in
+            let (status, output) = try await swaks(relay, port: relay.submissionsPort!, ["--tls-on-connect", "--auth", "LOGIN"], data: Self.fixedMessage)
+            #expect(status == 0, "\(output)")
+            let id = try #require(Self.messageID(in: output))
+            #expect(try await relay.waitUntilFinal(id)[0]["status"] as? String == "delivered")
+            #expect(String(decoding: try sink.received()[0].data, as: UTF8.self).hasSuffix(Self.fixedMessageAsReceived))
+        }
+    }
+
+    @Test func swaksPipelining() async throws {
+        try await withSubmission { relay, _ in
+            let (status, output) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN", "--pipeline"], data: Self.fixedMessage)
+            #expect(status == 0, "\(output)")
+            #expect(Self.messageID(in: output) != nil)
+        }
+    }
+
+    @Test(arguments: ["starttls", "ssl"])
+    func pythonSmtplibWithAttachmentAndUTF8(mode: String) async throws {
+        try await withSubmission { relay, sink in
+            let sent = NSTemporaryDirectory() + "relay-smtplib-\(UUID().uuidString).eml"
+            let port = mode == "ssl" ? relay.submissionsPort! : relay.submissionPort!
+            let (status, output) = try await run(try findExecutable("python3"), [
+                try peerScript("submit.py"), "--port", "\(port)", "--mode", mode, "--password", relay.apiKey,
+                "--from", "app@example.com", "--to", "bob@dest.test", "--to", "carol@dest.test", "--sent", sent, "--attachment", "--utf8",
+            ])
+            #expect(status == 0, "\(output)")
+            try await waitUntil("the sink receives the message") { try sink.received().count == 1 }
+            let received = try sink.received()[0]
+            #expect(Set(received.recipients) == ["bob@dest.test", "carol@dest.test"])
+            let original = try Data(contentsOf: URL(fileURLWithPath: sent))
+            let delivered = Data(received.data)
+            #expect(delivered.starts(with: Data("Received: ".utf8)))
+            #expect(delivered.suffix(original.count) == original, "delivered bytes equal the submitted bytes after Relay's Received header")
+        }
+    }
+
+    @Test func bccAndRelayControlHeadersAreRemovedAndApplied() async throws {
+        try await withSubmission { relay, sink in
+            let message = [
+                "From: app@example.com", "To: bob@dest.test", "Bcc: hidden@dest.test", "Subject: tags",
+                "X-Relay-Tags: welcome, onboarding", "X-Relay-Metadata-user-id: 42", "", "body", "",
+            ].joined(separator: "\r\n")
+            let (status, output) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"],
+                                                   to: "bob@dest.test,hidden@dest.test", data: message)
+            #expect(status == 0, "\(output)")
+            let id = try #require(Self.messageID(in: output))
+            try await relay.waitUntilFinal(id)
+            let stored = try await relay.message(id)
+            #expect(stored["tags"] as? [String] == ["welcome", "onboarding"])
+            #expect(stored["metadata"] as? [String: String] == ["user-id": "42"])
+            let text = String(decoding: try sink.received()[0].data, as: UTF8.self)
+            #expect(!text.contains("Bcc:") && !text.contains("X-Relay-"))
+            #expect(text.contains("\r\nMessage-ID: <") && text.contains("\r\nDate: "), "Message-ID and Date are added when missing")
+            #expect(Set(try sink.received().flatMap(\.recipients)) == ["bob@dest.test", "hidden@dest.test"])
+        }
+    }
+
+    @Test func unregisteredSenderDomainsAreRefused() async throws {
+        try await withSubmission { relay, _ in
+            let envelope = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], from: "x@not-mine.test")
+            #expect(envelope.0 != 0)
+            #expect(envelope.1.contains("550 5.7.1"), "\(envelope.1)")
+            let spoofed = "From: ceo@not-mine.test\r\nTo: bob@dest.test\r\nSubject: spoof\r\n\r\nhi\r\n"
+            let header = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: spoofed)
+            #expect(header.0 != 0)
+            #expect(header.1.contains("550 5.7.1"), "\(header.1)")
+        }
+    }
+
+    @Test func bruteForceIsLockedOutAcrossNodes() async throws {
+        try await withSubmission({ $0.smtpAuthFailures = 3 }) { relay, _ in
+            for _ in 0..<3 {
+                let (status, output) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN", "--quit-after", "AUTH"],
+                                                       password: "rly_wrong")
+                #expect(status != 0)
+                #expect(output.contains("535 5.7.8"), "\(output)")
+            }
+            // A second node on the same database sees the same count.
+            let other = try await RelayHarness.start(databaseURL: relay.databaseURL, smtp: true) { $0.smtpAuthFailures = 3 }
+            defer { Task { try? await other.stop() } }
+            let (_, output) = try await swaks(other, port: other.submissionPort!, ["--tls", "--auth", "PLAIN", "--quit-after", "AUTH"],
+                                              password: relay.apiKey)
+            #expect(output.contains("421 4.7.0"), "locked out even with the right key: \(output)")
+        }
+    }
+
+    @Test func databaseDownAtEndOfDataIs451AndNothingIsLostAfterwards() async throws {
+        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
+        var url = URLComponents(string: try await TestDatabase.create())!
+        let proxyPort = try freePort()
+        url.host = "127.0.0.1"
+        url.port = proxyPort
+        func startProxy() async throws -> ChildProcess {
+            let proxy = try ChildProcess(try findExecutable("python3"), [try peerScript("tcp_proxy.py"), "--listen", "\(proxyPort)",
+                                                                         "--target", "\(admin.host ?? "127.0.0.1"):\(admin.port)"])
+            try await waitUntil("the proxy listens") { isListening(host: "127.0.0.1", port: proxyPort) }
+            return proxy
+        }
+        let proxy = try await startProxy()
+        let relay = try await RelayHarness.start(databaseURL: url.string!, smtp: true)
+        defer { Task { try? await relay.stop() } }
+        let flag = NSTemporaryDirectory() + "relay-go-\(UUID().uuidString)"
+        let log = NSTemporaryDirectory() + "relay-submit-\(UUID().uuidString).log"
+        let client = try ChildProcess(try findExecutable("python3"), [
+            try peerScript("submit.py"), "--port", "\(relay.submissionPort!)", "--mode", "starttls", "--password", relay.apiKey,
+            "--from", "app@example.com", "--to", "bob@dest.test", "--sent", log + ".eml", "--pause-before-data", flag,
+        ], logPath: log)
+        try await waitUntil("the client reached DATA") { (try? String(contentsOfFile: log, encoding: .utf8))?.contains("READY-FOR-DATA") == true }
+        await proxy.stop()
+        FileManager.default.createFile(atPath: flag, contents: nil)
+        #expect(await client.waitForExit(timeout: .seconds(60)) == 1)
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(output.contains("REPLY 451"), "\(output)")
+
+        let restarted = try await startProxy()
+        defer { Task { await restarted.stop() } }
+        try await waitUntil("submission works again once the database is back", timeout: .seconds(60)) {
+            let (status, _) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: Self.fixedMessage)
+            return status == 0
+        }
+    }
+}
