@@ -142,6 +142,25 @@ import Testing
         }
     }
 
+    @Test func relayIdempotencyKeyQueuesARetriedSubmissionOnce() async throws {
+        try await withSubmission { relay, sink in
+            let message = "From: app@example.com\r\nTo: bob@dest.test\r\nSubject: once\r\nRelay-Idempotency-Key: order-77\r\n\r\nbody"
+            let first = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: message)
+            let second = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: message)
+            #expect(first.0 == 0 && second.0 == 0)
+            let id = try #require(Self.messageID(in: first.1))
+            #expect(second.1.contains("already queued as \(id)"), "\(second.1)")
+            try await relay.waitUntilFinal(id)
+            let received = try sink.received()
+            #expect(received.count == 1, "the retried submission is not queued again")
+            #expect(!String(decoding: received[0].data, as: UTF8.self).contains("Relay-Idempotency-Key"))
+            let changed = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"],
+                                          data: message.replacingOccurrences(of: "body", with: "other body"))
+            #expect(changed.0 != 0)
+            #expect(changed.1.contains("554 5.7.0"), "\(changed.1)")
+        }
+    }
+
     @Test func unregisteredSenderDomainsAreRefused() async throws {
         try await withSubmission { relay, _ in
             let envelope = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], from: "x@not-mine.test")
