@@ -250,3 +250,26 @@ public func findExecutable(_ name: String, extraDirectories: [String] = []) thro
     }
     throw TestSupportError("\(name) is not installed: scripts/test installs the test peers (postfix, dnsmasq-base, swaks, aiosmtpd)")
 }
+
+/// Runs a program to completion (clean signal mask, output captured); kills it with SIGKILL after `timeout`.
+public func runToCompletion(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                            timeout: Duration = .seconds(60)) async throws -> (status: Int32, output: String) {
+    let log = NSTemporaryDirectory() + "relay-run-\(UUID().uuidString).log"
+    defer { try? FileManager.default.removeItem(atPath: log) }
+    let child = try ChildProcess(executable, arguments, environment: environment, logPath: log)
+    guard let status = await child.waitForExit(timeout: timeout) else {
+        child.signal(SIGKILL)
+        _ = await child.waitForExit(timeout: .seconds(5))
+        throw TestSupportError("\(executable) did not finish within \(timeout): \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+    }
+    return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+}
+
+/// Starts Tests/Peers/tcp_proxy.py forwarding 127.0.0.1:`listenPort` to host:port; stopping it is the
+/// target (e.g. PostgreSQL) becoming unreachable.
+public func startTCPProxy(listenPort: Int, targetHost: String, targetPort: Int) async throws -> ChildProcess {
+    let proxy = try ChildProcess(try findExecutable("python3"), [try peerScript("tcp_proxy.py"), "--listen", "\(listenPort)",
+                                                                 "--target", "\(targetHost):\(targetPort)"])
+    try await waitUntil("the TCP proxy listens on \(listenPort)") { isListening(host: "127.0.0.1", port: listenPort) }
+    return proxy
+}

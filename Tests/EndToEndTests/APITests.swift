@@ -235,10 +235,7 @@ import Testing
         url.host = "127.0.0.1"
         url.port = proxyPort
         func startProxy() async throws -> ChildProcess {
-            let proxy = try ChildProcess(try findExecutable("python3"),
-                                         [try peerScript("tcp_proxy.py"), "--listen", "\(proxyPort)", "--target", "\(admin.host ?? "127.0.0.1"):\(admin.port)"])
-            try await waitUntil("the proxy listens") { isListening(host: "127.0.0.1", port: proxyPort) }
-            return proxy
+            try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
         }
         let proxy = try await startProxy()
         let relay = try await RelayHarness.start(databaseURL: url.string!)

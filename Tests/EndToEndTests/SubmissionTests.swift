@@ -31,16 +31,8 @@ import Testing
         await sink.stop()
     }
 
-    /// Runs a program to completion; returns its exit status and output.
-    func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(60)) async throws -> (Int32, String) {
-        let log = NSTemporaryDirectory() + "relay-client-\(UUID().uuidString).log"
-        defer { try? FileManager.default.removeItem(atPath: log) }
-        let child = try ChildProcess(executable, arguments, logPath: log)
-        guard let status = await child.waitForExit(timeout: timeout) else {
-            child.signal(SIGKILL)
-            throw TestSupportError("\(executable) did not finish: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        }
-        return (status, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+    func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+        try await runToCompletion(executable, arguments)
     }
 
     func swaks(_ relay: RelayHarness, port: Int, _ extra: [String], password: String? = nil, from: String = "app@example.com",
@@ -197,10 +189,7 @@ import Testing
         url.host = "127.0.0.1"
         url.port = proxyPort
         func startProxy() async throws -> ChildProcess {
-            let proxy = try ChildProcess(try findExecutable("python3"), [try peerScript("tcp_proxy.py"), "--listen", "\(proxyPort)",
-                                                                         "--target", "\(admin.host ?? "127.0.0.1"):\(admin.port)"])
-            try await waitUntil("the proxy listens") { isListening(host: "127.0.0.1", port: proxyPort) }
-            return proxy
+            try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
         }
         let proxy = try await startProxy()
         let relay = try await RelayHarness.start(databaseURL: url.string!, smtp: true)
