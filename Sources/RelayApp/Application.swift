@@ -98,9 +98,30 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
             host: address.host, port: address.port, security: security, configuration: sessionConfiguration, tls: tls,
             backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
             eventLoopGroup: eventLoopGroup, logger: logger, onBound: { port in onBound(security, port) })
-        services.append(GatedService(gate: gate, service: server))
+        let listener: any Service = configuration.submissionAddressesExplicit
+            ? server
+            : OptionalListener(listener: server, name: "\(address.host):\(address.port)", logger: logger)
+        services.append(GatedService(gate: gate, service: listener))
     }
     return services
+}
+
+/// A listener on a default address: if it cannot bind (port taken, or no privilege for a port below 1024), Relay
+/// logs why and keeps running without it instead of exiting; an explicitly configured address is not wrapped.
+struct OptionalListener: Service {
+    let listener: SMTPSubmissionServer
+    let name: String
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await listener.run()
+        } catch let error as SMTPSubmissionServerError {
+            logger.error("SMTP submission listener on \(name) is not running; set RELAY_SUBMISSION_ADDR / RELAY_SUBMISSIONS_ADDR (or off)",
+                         metadata: ["error": "\(error)"])
+            try? await gracefulShutdown()
+        }
+    }
 }
 
 /// Applies migrations once the database is reachable, opens the readiness gate, and then idles until shutdown.

@@ -43,6 +43,10 @@ public struct RelayConfiguration: Sendable {
     public var submissionAddress: HostPort? = HostPort(host: "0.0.0.0", port: 587)
     /// `RELAY_SUBMISSIONS_ADDR` (default `0.0.0.0:465`, `off` disables): SMTP submission over implicit TLS (RFC 8314).
     public var submissionsAddress: HostPort? = HostPort(host: "0.0.0.0", port: 465)
+    /// Whether the submission addresses were set explicitly (then a listener that cannot bind stops Relay;
+    /// the defaults 587/465 only log, so that an unprivileged `relay serve` or a second node on one machine
+    /// still comes up).
+    public var submissionAddressesExplicit = false
     /// `RELAY_TLS_CERT` / `RELAY_TLS_KEY`: PEM certificate chain and key; unset → a self-signed certificate for
     /// `RELAY_HOSTNAME` generated into `<RELAY_DATA_DIR>/tls`. Reloaded on SIGHUP.
     public var tlsCertificatePath: String?
@@ -174,6 +178,7 @@ public struct RelayConfiguration: Sendable {
         for (name, keyPath) in [("RELAY_SUBMISSION_ADDR", \RelayConfiguration.submissionAddress),
                                 ("RELAY_SUBMISSIONS_ADDR", \RelayConfiguration.submissionsAddress)] {
             guard let text = value(name) else { continue }
+            submissionAddressesExplicit = true
             if text.lowercased() == "off" {
                 self[keyPath: keyPath] = nil
             } else {
