@@ -16,7 +16,7 @@ struct HealthController {
                                message: "Relay is starting: the database is not reachable or not migrated yet")
             }
             do {
-                let version = try await Migrator(client: database.client, logger: context.logger).currentVersion()
+                let version = try await database.schemaVersion()
                 guard version >= Migrator.latestVersion else {
                     throw APIError(.serviceUnavailable, code: "not_ready",
                                    message: "database schema is at version \(version), expected \(Migrator.latestVersion)")

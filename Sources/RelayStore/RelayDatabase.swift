@@ -44,6 +44,13 @@ public final class RelayDatabase: Sendable {
         try await client.query("SELECT 1", logger: logger)
     }
 
+    /// The applied schema version, within the request deadline (for /readyz).
+    public func schemaVersion() async throws -> Int {
+        try await withDeadline { [self] in
+            try await Migrator(client: client, logger: logger).currentVersion()
+        }
+    }
+
     /// SHA-256 of an API key, as stored in `api_keys.key_hash`.
     public static func hashAPIKey(_ key: String) -> [UInt8] {
         Array(SHA256.hash(data: Array(key.utf8)))

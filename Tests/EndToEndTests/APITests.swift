@@ -247,6 +247,8 @@ import Testing
         let during = try await relay.send(.POST, "/v1/messages", json: message)
         #expect(during.status == 503)
         #expect(during.errorCode == "database_unavailable")
+        let readiness = try await RelayHarness.send(port: relay.port, .GET, "/readyz")
+        #expect(readiness.status == 503, "readiness reports the lost database instead of hanging")
 
         let restarted = try await startProxy()
         defer { Task { await restarted.stop() } }
