@@ -40,7 +40,7 @@ public enum RelayRunner {
     /// `relay tenant create`.
     public static func createTenant(name: String, configuration: RelayConfiguration) async throws
         -> (id: String, name: String, apiKey: String) {
-        let logger = bootstrapLogging(min(configuration.logLevel, .warning) == .warning ? .warning : configuration.logLevel)
+        let logger = bootstrapLogging(max(configuration.logLevel, .warning))
         return try await withDatabase(configuration, logger: logger) { database in
             try await Migrator(client: database.client, logger: logger).migrate()
             let (tenant, key) = try await database.createTenant(name: name)
@@ -73,7 +73,10 @@ public enum RelayRunner {
             location = server.location
         }
         defer { if startedHere { managed?.stop() } }
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: logger)
+        // The one-shot commands start the pool and use it at once; PostgresNIO warns about that race, harmlessly.
+        var clientLogger = logger
+        clientLogger.logLevel = max(logger.logLevel, .error)
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: clientLogger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()
