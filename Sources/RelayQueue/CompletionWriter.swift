@@ -65,7 +65,7 @@ final class CompletionWriter: Sendable {
                 logger.error("writing delivery outcomes failed; will retry", metadata: [
                     "error": "\(String(reflecting: error))", "outcomes": "\(batch.count)"])
                 state.withLock { $0.pending.insert(contentsOf: batch, at: 0) }
-                if finishing && failures >= 20 {
+                if finishing && failures >= 5 {
                     logger.error("giving up writing outcomes at shutdown; their leases will expire and they will be retried",
                                  metadata: ["outcomes": "\(state.withLock { $0.pending.count })"])
                     return

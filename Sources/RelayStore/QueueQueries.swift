@@ -70,6 +70,11 @@ extension RelayDatabase {
     /// `FOR UPDATE SKIP LOCKED` lets any number of workers on any number of nodes claim concurrently without
     /// waiting on each other or claiming the same row.
     public func claim(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
+        // Bounded like request-path calls, so that a worker whose database is down still notices a shutdown.
+        try await withDeadline { [self] in try await claimNow(owner: owner, limit: limit, lease: lease) }
+    }
+
+    private func claimNow(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
         let rows = try await client.query("""
             WITH due AS (
                 SELECT recipient_id FROM queue WHERE due_at <= now()

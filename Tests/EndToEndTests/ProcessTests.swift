@@ -136,4 +136,27 @@ import Testing
         #expect(await serve.waitForExit(timeout: .seconds(60)) == 0, "SIGTERM is a graceful shutdown with exit status 0")
         #expect(!FileManager.default.fileExists(atPath: dataDirectory + "/postgres/postmaster.pid"), "the managed PostgreSQL is stopped too")
     }
+
+    @Test func sigtermWhileTheDatabaseIsDownStillExitsCleanly() async throws {
+        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
+        var url = URLComponents(string: try await TestDatabase.create())!
+        let proxyPort = try freePort()
+        url.host = "127.0.0.1"
+        url.port = proxyPort
+        let proxy = try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
+        let port = try freePort()
+        let log = NSTemporaryDirectory() + "relay-dbdown-\(UUID().uuidString).log"
+        let relay = try await Self.startRelay([
+            "DATABASE_URL": url.string!, "RELAY_DNS_SERVERS": "127.0.0.1:9", "RELAY_LOG_LEVEL": "warning",
+            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off",
+        ], port: port, log: log)
+        await proxy.stop()
+        try await waitUntil("readiness reports the lost database", timeout: .seconds(30)) {
+            (try? await RelayHarness.send(port: port, .GET, "/readyz").status) == 503
+        }
+        relay.signal(SIGTERM)
+        let status = await relay.waitForExit(timeout: .seconds(60))
+        #expect(status == 0, "graceful shutdown must not hang on an unreachable database: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        if status == nil { relay.signal(SIGKILL) }
+    }
 }
