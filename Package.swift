@@ -117,6 +117,7 @@ let package = Package(
             resources: [
                 .embedInCode("0001_init.sql"),
                 .embedInCode("0002_smtp_auth_failures.sql"),
+                .embedInCode("0003_message_log_indexes.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -17,4 +17,6 @@ public let allMigrations: [Migration] = [
     Migration(version: 1, name: "0001_init.sql", sql: String(decoding: PackageResources._001_init_sql, as: UTF8.self)),
     Migration(version: 2, name: "0002_smtp_auth_failures.sql",
               sql: String(decoding: PackageResources._002_smtp_auth_failures_sql, as: UTF8.self)),
+    Migration(version: 3, name: "0003_message_log_indexes.sql",
+              sql: String(decoding: PackageResources._003_message_log_indexes_sql, as: UTF8.self)),
 ]

@@ -223,6 +223,96 @@ extension RelayDatabase {
         }
     }
 
+    /// Filters of the delivery log (`GET /v1/messages`); nil means "any".
+    public struct MessageFilter: Sendable {
+        /// Messages with at least one recipient in this status.
+        public var status: String?
+        /// Messages with this exact recipient address.
+        public var recipient: String?
+        /// Messages with a recipient at this (lowercased) domain.
+        public var domain: String?
+        /// Messages carrying this tag.
+        public var tag: String?
+        /// Messages with this envelope sender.
+        public var from: String?
+        /// Accepted at or after this time.
+        public var since: Date?
+        /// Accepted before this time.
+        public var until: Date?
+
+        /// An empty filter.
+        public init() {}
+    }
+
+    /// A keyset position: the (created_at in microseconds since 1970, id) of the last row of the previous page.
+    public struct MessageCursor: Sendable, Equatable {
+        public var createdAtMicros: Int64
+        public var id: UUID
+        public init(createdAtMicros: Int64, id: UUID) {
+            self.createdAtMicros = createdAtMicros
+            self.id = id
+        }
+    }
+
+    /// One page of a tenant's messages, newest first, and the cursor of the next page (nil at the end).
+    /// Keyset pagination on (created_at, id): stable while new messages arrive (they sort before the first page).
+    public func messages(tenantID: UUID, filter: MessageFilter, limit: Int, after cursor: MessageCursor?) async throws
+        -> (messages: [MessageRecord], next: MessageCursor?) {
+        try await withDeadline { [self] in
+            let cursorMicros = cursor?.createdAtMicros
+            let cursorID = cursor?.id
+            let rows = try await client.query("""
+                SELECT m.id, m.from_header, m.subject, m.tags, m.metadata::text, m.created_at,
+                       (extract(epoch FROM m.created_at) * 1000000)::bigint
+                FROM messages m
+                WHERE m.tenant_id = \(tenantID)
+                  AND (\(filter.since)::timestamptz IS NULL OR m.created_at >= \(filter.since))
+                  AND (\(filter.until)::timestamptz IS NULL OR m.created_at < \(filter.until))
+                  AND (\(filter.from)::text IS NULL OR m.mail_from = \(filter.from))
+                  AND (\(filter.tag)::text IS NULL OR m.tags @> ARRAY[\(filter.tag)::text])
+                  AND (\(filter.status)::text IS NULL OR EXISTS (
+                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.status = \(filter.status)))
+                  AND (\(filter.recipient)::text IS NULL OR EXISTS (
+                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.email = \(filter.recipient)))
+                  AND (\(filter.domain)::text IS NULL OR EXISTS (
+                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.domain = \(filter.domain)))
+                  AND (\(cursorMicros)::bigint IS NULL
+                       OR (m.created_at, m.id) < ('1970-01-01 00:00:00+00'::timestamptz + \(cursorMicros) * interval '1 microsecond', \(cursorID)))
+                ORDER BY m.created_at DESC, m.id DESC
+                LIMIT \(limit + 1)
+                """, logger: logger)
+            var page: [MessageRecord] = []
+            var micros: [Int64] = []
+            for try await (id, from, subject, tags, metadata, createdAt, createdMicros) in rows.decode(
+                (UUID, String, String, [String], String, Date, Int64).self) {
+                page.append(MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
+                                          createdAt: createdAt, recipients: []))
+                micros.append(createdMicros)
+            }
+            var next: MessageCursor?
+            if page.count > limit {
+                page.removeLast()
+                next = MessageCursor(createdAtMicros: micros[limit - 1], id: page[limit - 1].id)
+            }
+            if page.isEmpty { return ([], nil) }
+            let ids = page.map(\.id)
+            let recipientRows = try await client.query("""
+                SELECT message_id, email, status, attempts, next_attempt_at, last_code, last_enhanced, last_text, last_mx, reason, updated_at
+                FROM recipients WHERE message_id = ANY(\(ids)::uuid[]) ORDER BY id
+                """, logger: logger)
+            var byMessage: [UUID: [RecipientRecord]] = [:]
+            for try await (messageID, email, status, attempts, nextAt, code, enhanced, text, mx, reason, updated) in recipientRows.decode(
+                (UUID, String, String, Int, Date?, Int?, String?, String?, String?, String?, Date).self) {
+                byMessage[messageID, default: []].append(RecipientRecord(
+                    email: email, status: RecipientStatus(rawValue: status) ?? .queued, attempts: attempts,
+                    nextAttemptAt: nextAt, lastReply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
+                    lastText: text, lastMX: mx, reason: reason, updatedAt: updated))
+            }
+            for index in page.indices { page[index].recipients = byMessage[page[index].id] ?? [] }
+            return (page, next)
+        }
+    }
+
     /// A tenant's message's events in time order, or nil when the message does not exist for this tenant.
     public func events(messageID: UUID, tenantID: UUID) async throws -> [EventRecord]? {
         try await withDeadline { [self] in

@@ -216,8 +216,9 @@ struct DNSResolverTests {
         silent.dropQueries(for: "second.test")
         good.set("rotate.test", [.a("127.0.0.3")])
         good.set("second.test", [.a("127.0.0.4")])
+        // 1 s per server: long enough for the answering server on a loaded 2-core CI machine.
         let resolver = DNSResolver(servers: [silent.address, good.address],
-                                   timeout: .milliseconds(200), attempts: 1)
+                                   timeout: .seconds(1), attempts: 1)
         #expect(try await resolver.query("rotate.test", type: .a).records.map(\.data) == [.a("127.0.0.3")])
         #expect(silent.queryCount == 1)
         // After a timeout the next server is asked first.

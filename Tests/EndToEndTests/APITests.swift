@@ -179,6 +179,56 @@ import Testing
         #expect(names.contains("mail.example.org") && names.contains("example.com"))
     }
 
+    @Test func theDeliveryLogFiltersAndPagesWithoutGapsOrDuplicates() async throws {
+        let relay = try await Self.shared.get()
+        let tag = "log-\(UUID().uuidString.prefix(8))"
+        var ids: [String] = []
+        for index in 0..<7 {
+            var body = valid
+            body["to"] = index % 2 == 0 ? "even\(index)@evens.test" : "odd\(index)@odds.test"
+            body["tags"] = [tag]
+            ids.append(try await relay.sendMessage(body))
+        }
+        func page(_ query: String) async throws -> (ids: [String], next: String?) {
+            let result = try await relay.send(.GET, "/v1/messages?\(query)")
+            #expect(result.status == 200, "\(result.text)")
+            let data = result.json["data"] as? [[String: Any]] ?? []
+            return (data.compactMap { $0["id"] as? String }, result.json["next_cursor"] as? String)
+        }
+        var collected: [String] = []
+        var addedWhilePaging = 0
+        var cursor: String?
+        repeat {
+            let (pageIDs, next) = try await page("tag=\(tag)&limit=3" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            collected += pageIDs
+            cursor = next
+            if cursor != nil {
+                // A message accepted while paging sorts before the first page and must not disturb later pages.
+                var body = valid
+                body["tags"] = [tag]
+                _ = try await relay.sendMessage(body)
+                addedWhilePaging += 1
+            }
+        } while cursor != nil
+        #expect(collected.count == Set(collected).count, "no duplicates across pages")
+        #expect(collected == Array(ids.reversed()), "newest first, no gaps, unaffected by messages accepted meanwhile")
+        let total = ids.count + addedWhilePaging
+        #expect(try await page("tag=\(tag)&recipient=even2@evens.test").ids == [ids[2]])
+        #expect(try await page("tag=\(tag)&domain=ODDS.test").ids == [ids[5], ids[3], ids[1]])
+        #expect(try await page("tag=\(tag)&from=alice@example.com").ids.count == total)
+        #expect(try await page("tag=\(tag)&since=2999-01-01T00:00:00Z").ids.isEmpty)
+        try await waitUntil("the undeliverable test domains have failed") {
+            try await page("tag=\(tag)&status=failed").ids.count == total
+        }
+        let other = try await RelayHarness.send(port: relay.port, .POST, "/admin/tenants", json: ["name": "log-other"], bearer: relay.adminToken)
+        let otherList = try await relay.send(.GET, "/v1/messages?tag=\(tag)", bearer: other.json["api_key"] as? String)
+        #expect((otherList.json["data"] as? [Any])?.isEmpty == true, "another tenant sees none of these")
+        for query in ["limit=0", "limit=501", "limit=", "status=lost", "status=", "since=yesterday", "since=", "cursor=%21%21", "domain=a%00b"] {
+            let invalid = try await relay.send(.GET, "/v1/messages?\(query)")
+            #expect(invalid.status == 422, "\(query): \(invalid.text)")
+        }
+    }
+
     @Test func adminRoutesNeedTheAdminToken() async throws {
         let relay = try await Self.shared.get()
         let wrong = try await RelayHarness.send(port: relay.port, .POST, "/admin/tenants", json: ["name": "x"], bearer: relay.apiKey)
