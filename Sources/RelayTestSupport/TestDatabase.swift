@@ -58,3 +58,27 @@ public func waitUntil(_ what: String, timeout: Duration = .seconds(30), interval
     }
     throw TestSupportError("timed out after \(timeout) waiting until \(what)")
 }
+
+/// A fresh test database reached through a TCP proxy, so a test can take the database away (`stop()` the
+/// proxy) and bring it back (`startProxy()` again) while Relay keeps running.
+public struct ProxiedTestDatabase: Sendable {
+    /// The database URL through the proxy (give this to Relay).
+    public let url: String
+    let proxyPort: Int
+    let target: DatabaseLocation
+
+    /// Creates the database; the proxy is not running until `startProxy()`.
+    public static func create() async throws -> ProxiedTestDatabase {
+        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
+        var url = URLComponents(string: try await TestDatabase.create())!
+        let proxyPort = try freePort()
+        url.host = "127.0.0.1"
+        url.port = proxyPort
+        return ProxiedTestDatabase(url: url.string!, proxyPort: proxyPort, target: admin)
+    }
+
+    /// Starts (or restarts) the proxy; stop the returned process to make the database unreachable.
+    public func startProxy() async throws -> ChildProcess {
+        try await startTCPProxy(listenPort: proxyPort, targetHost: target.host ?? "127.0.0.1", targetPort: target.port)
+    }
+}

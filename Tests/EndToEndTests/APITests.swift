@@ -279,16 +279,9 @@ import Testing
 
     @Test func databaseLostWhileRunningIs503ThenRecovers() async throws {
         // Relay reaches PostgreSQL through a TCP proxy; stopping the proxy is the database going away.
-        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
-        var url = URLComponents(string: try await TestDatabase.create())!
-        let proxyPort = try freePort()
-        url.host = "127.0.0.1"
-        url.port = proxyPort
-        func startProxy() async throws -> ChildProcess {
-            try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
-        }
-        let proxy = try await startProxy()
-        let relay = try await RelayHarness.start(databaseURL: url.string!)
+        let database = try await ProxiedTestDatabase.create()
+        let proxy = try await database.startProxy()
+        let relay = try await RelayHarness.start(databaseURL: database.url)
         defer { Task { try? await relay.stop() } }
         let message: [String: any Sendable] = ["from": "a@example.com", "to": "b@dest.test", "text": "x"]
         #expect(try await relay.send(.POST, "/v1/messages", json: message).status == 202)
@@ -300,7 +293,7 @@ import Testing
         let readiness = try await RelayHarness.send(port: relay.port, .GET, "/readyz")
         #expect(readiness.status == 503, "readiness reports the lost database instead of hanging")
 
-        let restarted = try await startProxy()
+        let restarted = try await database.startProxy()
         defer { Task { await restarted.stop() } }
         try await waitUntil("sending works again once the database is back", timeout: .seconds(30)) {
             try await relay.send(.POST, "/v1/messages", json: message).status == 202

@@ -138,16 +138,12 @@ import Testing
     }
 
     @Test func sigtermWhileTheDatabaseIsDownStillExitsCleanly() async throws {
-        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
-        var url = URLComponents(string: try await TestDatabase.create())!
-        let proxyPort = try freePort()
-        url.host = "127.0.0.1"
-        url.port = proxyPort
-        let proxy = try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
+        let database = try await ProxiedTestDatabase.create()
+        let proxy = try await database.startProxy()
         let port = try freePort()
         let log = NSTemporaryDirectory() + "relay-dbdown-\(UUID().uuidString).log"
         let relay = try await Self.startRelay([
-            "DATABASE_URL": url.string!, "RELAY_DNS_SERVERS": "127.0.0.1:9", "RELAY_LOG_LEVEL": "warning",
+            "DATABASE_URL": database.url, "RELAY_DNS_SERVERS": "127.0.0.1:9", "RELAY_LOG_LEVEL": "warning",
             "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off",
         ], port: port, log: log)
         await proxy.stop()

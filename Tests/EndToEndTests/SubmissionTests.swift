@@ -183,16 +183,9 @@ import Testing
     }
 
     @Test func databaseDownAtEndOfDataIs451AndNothingIsLostAfterwards() async throws {
-        let admin = try DatabaseLocation(url: TestDatabase.adminURL())
-        var url = URLComponents(string: try await TestDatabase.create())!
-        let proxyPort = try freePort()
-        url.host = "127.0.0.1"
-        url.port = proxyPort
-        func startProxy() async throws -> ChildProcess {
-            try await startTCPProxy(listenPort: proxyPort, targetHost: admin.host ?? "127.0.0.1", targetPort: admin.port)
-        }
-        let proxy = try await startProxy()
-        let relay = try await RelayHarness.start(databaseURL: url.string!, smtp: true)
+        let database = try await ProxiedTestDatabase.create()
+        let proxy = try await database.startProxy()
+        let relay = try await RelayHarness.start(databaseURL: database.url, smtp: true)
         defer { Task { try? await relay.stop() } }
         let flag = NSTemporaryDirectory() + "relay-go-\(UUID().uuidString)"
         let log = NSTemporaryDirectory() + "relay-submit-\(UUID().uuidString).log"
@@ -207,7 +200,7 @@ import Testing
         let output = try String(contentsOfFile: log, encoding: .utf8)
         #expect(output.contains("REPLY 451"), "\(output)")
 
-        let restarted = try await startProxy()
+        let restarted = try await database.startProxy()
         defer { Task { await restarted.stop() } }
         try await waitUntil("submission works again once the database is back", timeout: .seconds(60)) {
             let (status, _) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: Self.fixedMessage)
