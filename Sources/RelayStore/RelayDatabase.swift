@@ -39,11 +39,6 @@ public final class RelayDatabase: Sendable {
         }
     }
 
-    /// Round-trips a trivial query; throws when the database is unreachable.
-    public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
-    }
-
     /// The applied schema version, within the request deadline (for /readyz).
     public func schemaVersion() async throws -> Int {
         try await withDeadline { [self] in
