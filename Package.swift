@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // RFC 5321 grammar: replies, commands, enhanced status codes, dot-stuffing. No channels.
@@ -118,6 +120,7 @@ let package = Package(
                 .embedInCode("0001_init.sql"),
                 .embedInCode("0002_smtp_auth_failures.sql"),
                 .embedInCode("0003_message_log_indexes.sql"),
+                .embedInCode("0004_logs_and_stats.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -132,24 +135,38 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Prometheus metrics through swift-metrics, one registry per application instance.
+        .target(
+            name: "RelayMetrics",
+            dependencies: [
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Delivery workers: claim, resolve, deliver, record, back off.
         .target(
             name: "RelayQueue",
             dependencies: [
-                "RelayCore", "RelayStore", "SMTPClient", "DNSClient",
+                "RelayCore", "RelayStore", "SMTPClient", "DNSClient", "RelayMetrics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
-        // HTTP API: controllers, request validation, auth, error rendering.
+        // HTTP API: controllers, request validation, auth, error rendering, and the dashboard's static files.
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            resources: [
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/app.css"),
+                .embedInCode("Dashboard/app.js"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -158,6 +175,7 @@ let package = Package(
             name: "RelayApp",
             dependencies: [
                 "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient", "SMTPServer", "RelaySubmission",
+                "RelayMetrics",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,4 +19,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._002_smtp_auth_failures_sql, as: UTF8.self)),
     Migration(version: 3, name: "0003_message_log_indexes.sql",
               sql: String(decoding: PackageResources._003_message_log_indexes_sql, as: UTF8.self)),
+    Migration(version: 4, name: "0004_logs_and_stats.sql",
+              sql: String(decoding: PackageResources._004_logs_and_stats_sql, as: UTF8.self)),
 ]

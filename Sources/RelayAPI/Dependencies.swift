@@ -1,4 +1,5 @@
 import Foundation
+import RelayMetrics
 import RelayStore
 
 /// What the HTTP API needs from the rest of the application.
@@ -17,11 +18,18 @@ public struct APIDependencies: Sendable {
     public var isReady: @Sendable () -> Bool
     /// Called after a message is committed (wakes this node's worker without waiting for NOTIFY).
     public var onEnqueued: @Sendable () -> Void
+    /// The application's metrics, served at `GET /metrics`.
+    public var metrics: RelayMetrics
+    /// Brings scrape-time gauges up to date before `/metrics` renders.
+    public var refreshMetrics: @Sendable () async -> Void
 
     /// Creates the dependencies.
     public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,
                 adminToken: String?, isReady: @escaping @Sendable () -> Bool = { true },
-                onEnqueued: @escaping @Sendable () -> Void = {}) {
+                onEnqueued: @escaping @Sendable () -> Void = {}, metrics: RelayMetrics = RelayMetrics(),
+                refreshMetrics: @escaping @Sendable () async -> Void = {}) {
+        self.metrics = metrics
+        self.refreshMetrics = refreshMetrics
         self.isReady = isReady
         self.database = database
         self.hostname = hostname

@@ -6,7 +6,7 @@ import MailMessage
 import RelayCore
 import RelayStore
 
-/// `POST /v1/messages`, `GET /v1/messages/{id}`, `GET /v1/messages/{id}/events`.
+/// `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/{id}`.
 struct MessagesController {
     let dependencies: APIDependencies
     var database: RelayDatabase { dependencies.database }
@@ -17,7 +17,6 @@ struct MessagesController {
         group.post("messages", use: send)
         group.get("messages", use: list)
         group.get("messages/:id", use: show)
-        group.get("messages/:id/events", use: events)
     }
 
     // MARK: send
@@ -168,119 +167,37 @@ struct MessagesController {
 
     // MARK: list
 
-    struct MessageList: Encodable {
-        var data: [MessageJSON]
-        var nextCursor: String?
-        enum CodingKeys: String, CodingKey { case data, nextCursor = "next_cursor" }
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(data, forKey: .data)
-            try container.encode(nextCursor, forKey: .nextCursor)
-        }
-    }
-
     static let defaultPageSize = 50
     static let maximumPageSize = 500
 
     /// `GET /v1/messages`: the delivery log, newest first, filtered and paginated with an opaque cursor.
     @Sendable func list(request: Request, context: RelayRequestContext) async throws -> Response {
         let tenant = try context.requireTenant()
-        let query = request.uri.queryParameters
-        /// The parameter as given (possibly empty); NUL can reach neither PostgreSQL nor a match.
-        func raw(_ name: String) throws -> String? {
-            guard let value = query[name[...]].map(String.init) else { return nil }
-            if value.contains("\0") { throw APIError.invalid(name, "\(name) must not contain NUL characters") }
-            return value
-        }
-        /// Free-text filters: empty means "no filter".
-        func text(_ name: String) throws -> String? {
-            try raw(name).flatMap { $0.isEmpty ? nil : $0 }
-        }
-        func time(_ name: String) throws -> Date? {
-            guard let value = try raw(name) else { return nil }
-            guard let date = RFC3339.parse(value) else {
-                throw APIError.invalid(name, "\(name) must be an RFC 3339 timestamp such as 2026-11-29T10:00:00Z")
-            }
-            return date
-        }
+        let query = QueryParameters(request: request)
         var filter = RelayDatabase.MessageFilter()
-        if let status = try raw("status") {
-            guard RecipientStatus(rawValue: status) != nil else {
-                throw APIError.invalid("status", "status must be one of \(RecipientStatus.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            filter.status = status
-        }
-        filter.recipient = try text("recipient")
-        filter.domain = try text("domain")?.lowercased()
-        filter.tag = try text("tag")
-        filter.from = try text("from")
-        filter.since = try time("since")
-        filter.until = try time("until")
-        var limit = Self.defaultPageSize
-        if let value = try raw("limit") {
-            guard let parsed = Int(value), (1...Self.maximumPageSize).contains(parsed) else {
-                throw APIError.invalid("limit", "limit must be a whole number from 1 to \(Self.maximumPageSize)")
-            }
-            limit = parsed
-        }
-        var cursor: RelayDatabase.MessageCursor?
-        if let value = try text("cursor") {
-            guard let decoded = MessageCursorCoding.decode(value) else {
-                throw APIError.invalid("cursor", "cursor is not a value returned as next_cursor")
-            }
-            cursor = decoded
-        }
+        filter.status = try query.choice("status", in: RecipientStatus.allCases.map(\.rawValue))
+        filter.recipient = try query.text("recipient")
+        filter.domain = try query.text("domain")?.lowercased()
+        filter.tag = try query.text("tag")
+        filter.from = try query.text("from")
+        filter.since = try query.time("since")
+        filter.until = try query.time("until")
+        let limit = try query.limit(default: Self.defaultPageSize, maximum: Self.maximumPageSize)
+        let cursor = try query.cursor(MessageCursorCoding.decode)
         let (messages, next) = try await database.messages(tenantID: tenant, filter: filter, limit: limit, after: cursor)
-        return try JSONResponse.make(.ok, MessageList(data: messages.map(MessageJSON.init), nextCursor: next.map(MessageCursorCoding.encode)))
-    }
-
-    // MARK: events
-
-    struct EventJSON: Encodable {
-        var record: EventRecord
-        enum CodingKeys: String, CodingKey {
-            case type, recipient, at, attempt, mx, reply, detail, durationMs = "duration_ms"
-        }
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(record.type, forKey: .type)
-            try container.encode(record.recipient, forKey: .recipient)
-            try container.encode(RFC3339.format(record.at), forKey: .at)
-            try container.encode(record.attempt, forKey: .attempt)
-            try container.encode(record.mx, forKey: .mx)
-            try container.encode(record.reply.map(ReplyJSON.init), forKey: .reply)
-            try container.encode(record.detail, forKey: .detail)
-            try container.encode(record.durationMs, forKey: .durationMs)
-        }
-    }
-
-    struct EventList: Encodable {
-        var data: [EventJSON]
-    }
-
-    @Sendable func events(request: Request, context: RelayRequestContext) async throws -> Response {
-        let tenant = try context.requireTenant()
-        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
-              let events = try await database.events(messageID: id, tenantID: tenant) else {
-            throw APIError(.notFound, code: "not_found", message: "no such message")
-        }
-        return try JSONResponse.make(.ok, EventList(data: events.map(EventJSON.init)))
+        return try JSONResponse.make(.ok, Page(data: messages.map(MessageJSON.init), nextCursor: next.map(MessageCursorCoding.encode)))
     }
 }
 
-/// The opaque `next_cursor`: base64url of "<created_at µs>.<id>".
+/// The message list's `next_cursor`: "<created_at µs>.<id>", made opaque by `OpaqueCursor`.
 enum MessageCursorCoding {
     static func encode(_ cursor: RelayDatabase.MessageCursor) -> String {
-        Data("\(cursor.createdAtMicros).\(cursor.id.apiString)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        OpaqueCursor.encode("\(cursor.createdAtMicros).\(cursor.id.apiString)")
     }
 
-    static func decode(_ text: String) -> RelayDatabase.MessageCursor? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let plain = String(data: data, encoding: .utf8) else { return nil }
-        let parts = plain.split(separator: ".", maxSplits: 1)
-        guard parts.count == 2, let micros = Int64(parts[0]), let id = UUID(uuidString: String(parts[1])) else { return nil }
+    static func decode(_ plain: String) -> RelayDatabase.MessageCursor? {
+        guard let (micros, id) = OpaqueCursor.pair(plain), let micros = Int64(micros),
+              let id = UUID(uuidString: String(id)) else { return nil }
         return RelayDatabase.MessageCursor(createdAtMicros: micros, id: id)
     }
 }

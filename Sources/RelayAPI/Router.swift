@@ -1,19 +1,26 @@
 import Hummingbird
 
-/// Builds Relay's HTTP routes: health, `/admin` (admin token), `/v1` (API key).
-/// With `serveAPI` false (a node without the `api` role) only the health endpoints are served.
+/// Builds Relay's HTTP routes: health and `/metrics`, `/admin` (admin token), `/v1` (API key), `/dashboard`.
+/// With `serveAPI` false (a node without the `api` role) only the health endpoints and `/metrics` are served.
 public func buildRouter(_ dependencies: APIDependencies, serveAPI: Bool = true) -> Router<RelayRequestContext> {
     let router = Router(context: RelayRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: dependencies.metrics))
     router.add(middleware: ErrorMiddleware())
     HealthController(database: dependencies.database, isReady: dependencies.isReady).register(on: router)
+    MetricsController(metrics: dependencies.metrics, refresh: dependencies.refreshMetrics).register(on: router)
     guard serveAPI else { return router }
+    DashboardController().register(on: router)
     let ready = ReadinessMiddleware(isReady: dependencies.isReady)
-    AdminController(database: dependencies.database)
-        .register(on: router.group("admin").add(middleware: AdminAuthMiddleware(adminToken: dependencies.adminToken)).add(middleware: ready))
+    let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminToken: dependencies.adminToken)).add(middleware: ready)
+    AdminController(database: dependencies.database).register(on: admin)
     let v1 = router.group("v1").add(middleware: ready)
         .add(middleware: TenantAuthMiddleware(database: dependencies.database, cache: KeyCache()))
     DomainsController(database: dependencies.database).register(on: v1)
     MessagesController(dependencies: dependencies).register(on: v1)
+    LogController(database: dependencies.database).register(on: v1)
+    let stats = StatsController(database: dependencies.database)
+    stats.register(tenantRoutes: v1)
+    stats.register(adminRoutes: admin)
     return router
 }
 

@@ -7,6 +7,7 @@ import NIOPosix
 import PostgresNIO
 import RelayAPI
 import RelayCore
+import RelayMetrics
 import RelayQueue
 import RelayStore
 import SMTPClient
@@ -27,8 +28,10 @@ public func buildApplication(
     onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in }
 ) throws -> some ApplicationProtocol {
     let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    let metrics = RelayMetrics()
+    let maximumConnections = max(20, configuration.workerConcurrency / 2)
     let client = PostgresClient(
-        configuration: location.clientConfiguration(maximumConnections: max(20, configuration.workerConcurrency / 2)),
+        configuration: location.clientConfiguration(maximumConnections: maximumConnections),
         eventLoopGroup: eventLoopGroup, backgroundLogger: logger)
     let database = RelayDatabase(client: client, logger: logger)
     let schemaReady = ReadinessGate()
@@ -43,23 +46,40 @@ public func buildApplication(
     workerConfiguration.leaseTime = configuration.leaseTime
     let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
     let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
-                                eventLoopGroup: eventLoopGroup, logger: logger)
+                                eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
+    let inboundSessions = SessionCounter()
 
     let router = buildRouter(APIDependencies(
         database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
         messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
         isReady: { schemaReady.isOpen },
-        onEnqueued: { worker.wake() }), serveAPI: configuration.roles.contains(.api))
+        onEnqueued: {
+            metrics.messageAccepted(source: "api")
+            worker.wake()
+        },
+        metrics: metrics,
+        refreshMetrics: {
+            await refreshGauges(metrics: metrics, database: database, isReady: schemaReady.isOpen,
+                                maximumConnections: maximumConnections,
+                                outboundSessions: configuration.roles.contains(.worker) ? worker.openConnections : 0,
+                                inboundSessions: inboundSessions.count)
+        }), serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
     // service applies migrations, retrying until the database is reachable, then opens the gate for the API,
     // the SMTP listeners and the worker.
     let schema = SchemaService(database: database, gate: schemaReady, logger: logger)
     var services: [any Service] = [client, schema]
+    services.append(GatedService(gate: schemaReady, service: LogMaintenanceService(
+        database: database, retention: configuration.logRetention, logger: logger)))
     if configuration.roles.contains(.smtp) {
         services += try submissionServices(configuration: configuration, database: database, gate: schemaReady,
                                            eventLoopGroup: eventLoopGroup, logger: logger,
-                                           onEnqueued: { worker.wake() }, onBound: onSubmissionBound)
+                                           onEnqueued: {
+                                               metrics.messageAccepted(source: "smtp")
+                                               worker.wake()
+                                           },
+                                           sessions: inboundSessions, onBound: onSubmissionBound)
     }
     if configuration.roles.contains(.worker) {
         services.append(GatedService(gate: schemaReady, service: worker))
@@ -77,6 +97,7 @@ public func buildApplication(
 /// reload of that certificate.
 func submissionServices(configuration: RelayConfiguration, database: RelayDatabase, gate: ReadinessGate,
                         eventLoopGroup: any EventLoopGroup, logger: Logger, onEnqueued: @escaping @Sendable () -> Void,
+                        sessions: SessionCounter,
                         onBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void) throws -> [any Service] {
     let listeners = [(configuration.submissionAddress, SMTPSubmissionServer.Security.startTLS),
                      (configuration.submissionsAddress, .implicitTLS)]
@@ -98,6 +119,7 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
             host: address.host, port: address.port, security: security, configuration: sessionConfiguration, tls: tls,
             backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
             eventLoopGroup: eventLoopGroup, logger: logger, onBound: { port in onBound(security, port) })
+        sessions.add(server)
         let listener: any Service = configuration.submissionAddressesExplicit
             ? server
             : OptionalListener(listener: server, name: "\(address.host):\(address.port)", logger: logger)
@@ -204,4 +226,31 @@ struct GatedService: Service {
             try await service.run()
         }
     }
+}
+
+/// The submission listeners of this node, to count their open sessions for `/metrics`.
+final class SessionCounter: Sendable {
+    private let servers = Mutex<[SMTPSubmissionServer]>([])
+
+    func add(_ server: SMTPSubmissionServer) {
+        servers.withLock { $0.append(server) }
+    }
+
+    var count: Int { servers.withLock { $0.reduce(0) { $0 + $1.sessionCount } } }
+}
+
+/// Sets the gauges that describe shared or live state, just before `/metrics` renders: the queue by state (one
+/// query, bounded by the request deadline; left as it was when the database does not answer), open SMTP
+/// sessions, and store operations in flight against the pool size.
+func refreshGauges(metrics: RelayMetrics, database: RelayDatabase, isReady: Bool, maximumConnections: Int,
+                   outboundSessions: Int, inboundSessions: Int) async {
+    metrics.set("relay_smtp_sessions_active", [("direction", "outbound")], to: Double(outboundSessions))
+    metrics.set("relay_smtp_sessions_active", [("direction", "inbound")], to: Double(inboundSessions))
+    metrics.set("relay_db_connections", [("state", "in_use")], to: Double(min(database.operationsInFlight, maximumConnections)))
+    metrics.set("relay_db_connections", [("state", "max")], to: Double(maximumConnections))
+    guard isReady, let depth = try? await database.queueDepthByState() else { return }
+    metrics.set("relay_queue_depth", [("state", "due")], to: Double(depth.due))
+    metrics.set("relay_queue_depth", [("state", "scheduled")], to: Double(depth.scheduled))
+    metrics.set("relay_queue_depth", [("state", "in_flight")], to: Double(depth.inFlight))
+    metrics.set("relay_queue_oldest_due_age_seconds", to: depth.oldestDueAge ?? 0)
 }

@@ -60,6 +60,16 @@ public struct RelayConfiguration: Sendable {
     public var smtpMaxSessions: Int = 1000
     /// `RELAY_SMTP_COMMAND_TIMEOUT` (default 5m): idle time allowed between SMTP commands.
     public var smtpCommandTimeout: Duration = .seconds(300)
+    /// `RELAY_LOG_RETENTION` (default 30d, at least 1d): events and attempt transcripts older than this are
+    /// dropped, a day partition at a time.
+    public var logRetention: Duration = .seconds(30 * 86_400)
+    /// `RELAY_LOG_FORMAT` (default `text`): `text` lines or `json` (one JSON object per line).
+    public var logFormat: LogFormat = .text
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     /// The parts a node can run.
     public enum Role: String, Sendable, CaseIterable {
@@ -91,6 +101,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_MAX_MESSAGE_BYTES", "RELAY_LEASE_TIME", "RELAY_SMTP_VERIFY_CERTIFICATES", "RELAY_SMTP_PLAINTEXT_FALLBACK",
         "RELAY_LOG_LEVEL", "RELAY_ROLES", "RELAY_SUBMISSION_ADDR", "RELAY_SUBMISSIONS_ADDR", "RELAY_TLS_CERT", "RELAY_TLS_KEY",
         "RELAY_SMTP_AUTH_FAILURES", "RELAY_SMTP_MAX_RECIPIENTS", "RELAY_SMTP_MAX_SESSIONS", "RELAY_SMTP_COMMAND_TIMEOUT",
+        "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -195,6 +206,18 @@ public struct RelayConfiguration: Sendable {
         if let recipients = try integer("RELAY_SMTP_MAX_RECIPIENTS", minimum: 1) { smtpMaxRecipients = max(100, recipients) }
         if let sessions = try integer("RELAY_SMTP_MAX_SESSIONS", minimum: 1) { smtpMaxSessions = sessions }
         if let timeout = try duration("RELAY_SMTP_COMMAND_TIMEOUT") { smtpCommandTimeout = timeout }
+        if let retention = try duration("RELAY_LOG_RETENTION") {
+            guard retention >= .seconds(86_400) else {
+                throw ConfigurationError("RELAY_LOG_RETENTION must be at least 1d (logs are kept in day partitions)")
+            }
+            logRetention = retention
+        }
+        if let format = value("RELAY_LOG_FORMAT") {
+            guard let parsed = LogFormat(rawValue: format.lowercased()) else {
+                throw ConfigurationError("RELAY_LOG_FORMAT=\(format) is not one of text, json")
+            }
+            logFormat = parsed
+        }
     }
 
     /// Splits `host:port` (IPv6 as `[::1]:8080`).

@@ -10,7 +10,7 @@ public enum RelayRunner {
     /// `relay serve`: starts the managed PostgreSQL when there is no `DATABASE_URL`, then runs until SIGTERM/SIGINT,
     /// then stops the managed PostgreSQL again.
     public static func serve(_ configuration: RelayConfiguration) async throws {
-        let logger = bootstrapLogging(configuration.logLevel)
+        let logger = bootstrapLogging(configuration.logLevel, format: configuration.logFormat)
         let (location, managed) = try startDatabase(configuration, logger: logger)
         logger.info("relay starting", metadata: [
             "http": "\(configuration.httpHost):\(configuration.httpPort)", "hostname": "\(configuration.hostname)",
@@ -30,7 +30,7 @@ public enum RelayRunner {
 
     /// `relay migrate`.
     public static func migrate(_ configuration: RelayConfiguration) async throws {
-        let logger = bootstrapLogging(configuration.logLevel)
+        let logger = bootstrapLogging(configuration.logLevel, format: configuration.logFormat)
         try await withDatabase(configuration, logger: logger) { database in
             let applied = try await Migrator(client: database.client, logger: logger).migrate()
             print(applied.isEmpty ? "The schema is up to date." : "Applied migrations: \(applied.map(String.init).joined(separator: ", ")).")
@@ -40,7 +40,7 @@ public enum RelayRunner {
     /// `relay tenant create`.
     public static func createTenant(name: String, configuration: RelayConfiguration) async throws
         -> (id: String, name: String, apiKey: String) {
-        let logger = bootstrapLogging(max(configuration.logLevel, .warning))
+        let logger = bootstrapLogging(max(configuration.logLevel, .warning), format: configuration.logFormat)
         return try await withDatabase(configuration, logger: logger) { database in
             try await Migrator(client: database.client, logger: logger).migrate()
             let (tenant, key) = try await database.createTenant(name: name)
@@ -89,11 +89,18 @@ public enum RelayRunner {
     }
 
     /// Logs to standard error in a plain key=value form, at the configured level.
-    static func bootstrapLogging(_ level: Logger.Level) -> Logger {
+    static func bootstrapLogging(_ level: Logger.Level, format: RelayConfiguration.LogFormat) -> Logger {
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
         var logger = Logger(label: "relay")
         logger.logLevel = level

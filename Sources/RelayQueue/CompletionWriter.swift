@@ -8,8 +8,15 @@ import Synchronization
 /// when the database is down they wait and the write is retried. If the node dies first, the leases expire
 /// and the recipients are attempted again (the documented duplicate window).
 final class CompletionWriter: Sendable {
+    /// What one delivery task hands in: its outcomes and the attempt that produced them.
+    private struct Unit {
+        var outcomes: [CompletedDelivery]
+        var attempt: AttemptLog?
+    }
+
     private struct State {
-        var pending: [CompletedDelivery] = []
+        var pending: [Unit] = []
+        var pendingOutcomes = 0
         var finishing = false
     }
 
@@ -33,11 +40,12 @@ final class CompletionWriter: Sendable {
         self.onWritten = onWritten
     }
 
-    /// Queues outcomes for the next batch.
-    func submit(_ outcomes: [CompletedDelivery]) {
+    /// Queues outcomes (and the attempt log that goes with them) for the next batch.
+    func submit(_ outcomes: [CompletedDelivery], attempt: AttemptLog? = nil) {
         let full = state.withLock { state -> Bool in
-            state.pending += outcomes
-            return state.pending.count >= batchSize
+            state.pending.append(Unit(outcomes: outcomes, attempt: attempt))
+            state.pendingOutcomes += outcomes.count
+            return state.pendingOutcomes >= batchSize
         }
         if full { wakeup.signal() }
     }
@@ -46,9 +54,17 @@ final class CompletionWriter: Sendable {
     func run() async {
         var failures = 0
         while true {
-            let (batch, finishing) = state.withLock { state -> ([CompletedDelivery], Bool) in
-                let batch = Array(state.pending.prefix(batchSize))
-                state.pending.removeFirst(batch.count)
+            let (batch, finishing) = state.withLock { state -> ([Unit], Bool) in
+                // Whole units, at least one, until the batch holds `batchSize` outcomes.
+                var count = 0
+                var taken = 0
+                while taken < state.pending.count && (taken == 0 || count + state.pending[taken].outcomes.count <= batchSize) {
+                    count += state.pending[taken].outcomes.count
+                    taken += 1
+                }
+                let batch = Array(state.pending.prefix(taken))
+                state.pending.removeFirst(taken)
+                state.pendingOutcomes -= count
                 return (batch, state.finishing)
             }
             if batch.isEmpty {
@@ -56,18 +72,22 @@ final class CompletionWriter: Sendable {
                 await wakeup.wait(timeout: flushInterval)
                 continue
             }
+            let outcomes = batch.flatMap(\.outcomes)
             do {
-                try await database.complete(batch, owner: owner)
+                try await database.complete(outcomes, attempts: batch.compactMap(\.attempt), owner: owner)
                 failures = 0
-                onWritten(batch.map(\.recipientID))
+                onWritten(outcomes.map(\.recipientID))
             } catch {
                 failures += 1
                 logger.error("writing delivery outcomes failed; will retry", metadata: [
-                    "error": "\(String(reflecting: error))", "outcomes": "\(batch.count)"])
-                state.withLock { $0.pending.insert(contentsOf: batch, at: 0) }
+                    "error": "\(String(reflecting: error))", "outcomes": "\(outcomes.count)"])
+                state.withLock {
+                    $0.pending.insert(contentsOf: batch, at: 0)
+                    $0.pendingOutcomes += outcomes.count
+                }
                 if finishing && failures >= 5 {
                     logger.error("giving up writing outcomes at shutdown; their leases will expire and they will be retried",
-                                 metadata: ["outcomes": "\(state.withLock { $0.pending.count })"])
+                                 metadata: ["outcomes": "\(state.withLock { $0.pendingOutcomes })"])
                     return
                 }
                 try? await Task.sleep(for: .milliseconds(min(5000, 100 * (1 << min(failures, 6)))))

@@ -39,6 +39,11 @@ struct GroupAttemptResult: Sendable {
     var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)]
     /// The MX host that answered (or was tried last).
     var mx: String?
+    /// The address of the server that ran the session, and its TLS version (nil: not encrypted).
+    var remoteIP: String?
+    var tlsVersion: String?
+    /// Everything said and done during the attempt, over every host tried.
+    var transcript: [TranscriptLine] = []
 }
 
 /// Delivers one group: resolves the domain's mail exchangers (RFC 5321 §5.1), tries them in preference order,
@@ -89,6 +94,7 @@ struct Deliverer: Sendable {
         let domain = group.domain
         var failures: [String] = []
         var lastRejection: DeliveryReply?
+        var transcript: [TranscriptLine] = []
         for (host, knownAddresses) in hosts {
             let addresses: [String]
             do {
@@ -99,19 +105,22 @@ struct Deliverer: Sendable {
                 }
             } catch {
                 failures.append("\(host): address lookup failed: \(error)")
+                transcript.append(TranscriptLine(direction: "info", text: failures[failures.count - 1]))
                 continue
             }
             if addresses.isEmpty {
                 failures.append("\(host): no A or AAAA record")
+                transcript.append(TranscriptLine(direction: "info", text: failures[failures.count - 1]))
                 continue
             }
             for address in addresses {
                 let limiter = pool.limiter(for: host)
                 await limiter.acquire()
-                let attempt = await deliver(group, body: body, host: host, address: address)
+                let attempt = await deliver(group, body: body, host: host, address: address, transcript: &transcript)
                 limiter.release()
                 switch attempt {
-                case .done(let result):
+                case .done(var result):
+                    result.transcript = transcript
                     return result
                 case .unreachable(let reason, let reply):
                     failures.append(reason)
@@ -121,7 +130,7 @@ struct Deliverer: Sendable {
         }
         let detail = failures.isEmpty ? "no mail exchanger for \(domain)" : failures.joined(separator: "; ")
         return GroupAttemptResult(outcomes: group.recipients.map { ($0, .deferred(reply: lastRejection, detail: detail)) },
-                                  mx: hosts.last?.name)
+                                  mx: hosts.last?.name, transcript: transcript)
     }
 
     private enum HostAttempt {
@@ -130,7 +139,8 @@ struct Deliverer: Sendable {
         case unreachable(String, DeliveryReply?)
     }
 
-    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, host: String, address: String) async -> HostAttempt {
+    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, host: String, address: String,
+                         transcript: inout [TranscriptLine]) async -> HostAttempt {
         let key = MXConnectionPool.Key(host: host, address: address)
         // A reused connection may have been closed by the server while idle; then retry once on a fresh one.
         var reuse = pool.takeIdle(key)
@@ -142,17 +152,29 @@ struct Deliverer: Sendable {
                 connection = idle
                 uses = idleUses
                 reuse = nil
+                transcript.append(TranscriptLine(
+                    direction: "info",
+                    text: "reusing the open connection to \(host) [\(address)] (\(connection.tlsVersion ?? "no TLS"), message \(uses + 1) on it)"))
             } else {
+                transcript.append(TranscriptLine(direction: "info", text: "connecting to \(host) [\(address)]:\(configuration.mxPort)"))
                 do {
                     let socketAddress = try SocketAddress(ipAddress: address, port: configuration.mxPort)
                     connection = try await SMTPConnection.connect(
                         to: socketAddress, serverName: host, configuration: configuration.smtp,
                         eventLoopGroup: eventLoopGroup, logger: logger)
+                    pool.opened()
+                    transcript += connection.takeTranscript().map(TranscriptLine.init)
                 } catch let error as SMTPClientError {
+                    transcript += error.transcript.map(TranscriptLine.init)
+                    transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     return .unreachable("\(host) [\(address)]: \(error)", error.reply.map(DeliveryReply.init))
                 } catch {
+                    transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     return .unreachable("\(host) [\(address)]: \(error)", nil)
                 }
+            }
+            let session = { (outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)]) in
+                GroupAttemptResult(outcomes: outcomes, mx: host, remoteIP: address, tlsVersion: connection.tlsVersion)
             }
             var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)] = []
             var chunks = stride(from: 0, to: group.recipients.count, by: Self.recipientsPerTransaction).map {
@@ -165,12 +187,12 @@ struct Deliverer: Sendable {
                 do {
                     let result = try await connection.send(envelope, message: body)
                     uses += 1
+                    // A transaction left open (no recipient accepted) was already reset by the connection.
                     outcomes += Self.outcomes(for: chunk, result: result)
-                    if result.data == nil && connection.isUsable {
-                        try? await connection.reset()
-                    }
+                    transcript += connection.takeTranscript().map(TranscriptLine.init)
                 } catch let error as SMTPClientError {
-                    await connection.close()
+                    await pool.close(connection)
+                    transcript += connection.takeTranscript().map(TranscriptLine.init)
                     if reused && outcomes.isEmpty && error.phase == .mailFrom {
                         logger.debug("cached connection failed, reconnecting", metadata: ["mx": "\(host)"])
                         failed = true
@@ -183,16 +205,18 @@ struct Deliverer: Sendable {
                     for rest in chunks {
                         outcomes += rest.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(detail)")) }
                     }
-                    return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+                    return .done(session(outcomes))
                 } catch {
-                    await connection.close()
+                    await pool.close(connection)
+                    transcript += connection.takeTranscript().map(TranscriptLine.init)
+                    transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     outcomes += chunk.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(error)")) }
-                    return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+                    return .done(session(outcomes))
                 }
             }
             if failed { continue }
             await pool.giveBack(key, connection, uses: uses)
-            return .done(GroupAttemptResult(outcomes: outcomes, mx: host))
+            return .done(session(outcomes))
         }
     }
 
@@ -221,7 +245,15 @@ struct Deliverer: Sendable {
 
 extension GroupAttemptResult {
     static func all(_ group: DeliveryGroup, _ outcome: DeliveryOutcome) -> GroupAttemptResult {
-        GroupAttemptResult(outcomes: group.recipients.map { ($0, outcome) }, mx: nil)
+        GroupAttemptResult(outcomes: group.recipients.map { ($0, outcome) }, mx: nil,
+                           transcript: [TranscriptLine(direction: "info", text: outcome.detail ?? "\(outcome.status)")])
+    }
+}
+
+extension TranscriptLine {
+    /// Converts a client transcript entry into the stored form.
+    init(_ entry: SMTPTranscriptEntry) {
+        self.init(direction: entry.direction.rawValue, text: entry.text, at: entry.at)
     }
 }
 

@@ -23,6 +23,7 @@ import Foundation
 import Logging
 import NIOCore
 import RelayCore
+import RelayMetrics
 import RelayStore
 import ServiceLifecycle
 import Synchronization
@@ -35,6 +36,7 @@ public final class DeliveryWorker: Service, Sendable {
     private let deliverer: Deliverer
     private let pool: MXConnectionPool
     private let logger: Logger
+    private let metrics: RelayMetrics?
     private let wakeup = WakeupSignal()
     private let slots: AsyncSemaphore
     /// Recipient ids this node holds a lease on and has not yet written an outcome for.
@@ -43,8 +45,9 @@ public final class DeliveryWorker: Service, Sendable {
 
     /// Creates a worker; nothing runs until `run()`.
     public init(database: RelayDatabase, resolver: DNSResolver, configuration: WorkerConfiguration,
-                eventLoopGroup: any EventLoopGroup, logger: Logger) {
+                eventLoopGroup: any EventLoopGroup, logger: Logger, metrics: RelayMetrics? = nil) {
         self.database = database
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         self.slots = AsyncSemaphore(permits: configuration.concurrency)
@@ -59,6 +62,9 @@ public final class DeliveryWorker: Service, Sendable {
     public func wake() {
         wakeup.signal()
     }
+
+    /// Outbound SMTP connections open now (in use or idle in the pool).
+    public var openConnections: Int { pool.openCount }
 
     /// Runs until graceful shutdown or cancellation.
     public func run() async throws {
@@ -139,48 +145,88 @@ public final class DeliveryWorker: Service, Sendable {
                 }
                 deliveries.addTask {
                     defer { self.slots.release() }
-                    let outcomes = await self.attempt(group)
-                    writer.submit(outcomes)
+                    let (outcomes, log) = await self.attempt(group)
+                    writer.submit(outcomes, attempt: log)
                 }
             }
         }
     }
 
     /// One attempt for one group, turned into rows to write.
-    private func attempt(_ group: DeliveryGroup) async -> [CompletedDelivery] {
+    private func attempt(_ group: DeliveryGroup) async -> ([CompletedDelivery], AttemptLog?) {
         let started = ContinuousClock.now
         let now = Date()
         if now >= group.expiresAt {
-            return group.recipients.map {
+            return (group.recipients.map {
                 CompletedDelivery(recipientID: $0.recipientID, status: .failed, countsAsAttempt: false, nextAttemptAt: nil,
                                   reply: nil, detail: "the message expired before it could be delivered", mx: nil,
-                                  reason: "expired", durationMs: 0)
-            }
+                                  reason: "expired", durationMs: 0, provider: MailboxProvider.classify(mx: nil, domain: $0.domain))
+            }, nil)
         }
         let result: GroupAttemptResult
         do {
             guard let body = try await database.messageBody(messageID: group.messageID) else {
-                return group.recipients.map {
+                return (group.recipients.map {
                     CompletedDelivery(recipientID: $0.recipientID, status: .failed, countsAsAttempt: true, nextAttemptAt: nil,
-                                      reply: nil, detail: "the stored message is missing", mx: nil, reason: "other", durationMs: 0)
-                }
+                                      reply: nil, detail: "the stored message is missing", mx: nil, reason: "other", durationMs: 0,
+                                      provider: MailboxProvider.classify(mx: nil, domain: $0.domain))
+                }, nil)
             }
             result = await deliverer.deliver(group, body: body)
         } catch {
             // Database trouble reading the body: not an attempt; try again soon.
             logger.warning("reading a message body failed", metadata: ["error": "\(String(reflecting: error))"])
-            return group.recipients.map {
+            return (group.recipients.map {
                 CompletedDelivery(recipientID: $0.recipientID, status: $0.attempts == 0 ? .queued : .deferred,
                                   countsAsAttempt: false, nextAttemptAt: Date().addingTimeInterval(5), reply: nil,
                                   detail: "could not read the message from the database", mx: nil, reason: nil, durationMs: 0)
-            }
+            }, nil)
         }
         let durationMs = Int((ContinuousClock.now - started).milliseconds)
         let finishedAt = Date()
-        return result.outcomes.map { recipient, outcome in
-            Self.completion(for: recipient, outcome: outcome, mx: result.mx, durationMs: durationMs,
-                            now: finishedAt, policy: configuration.retryPolicy)
+        let attemptID = TimeOrderedUUID.make(now: now)
+        let provider = MailboxProvider.classify(mx: result.mx, domain: group.domain)
+        let completions = result.outcomes.map { recipient, outcome in
+            var completion = Self.completion(for: recipient, outcome: outcome, mx: result.mx, durationMs: durationMs,
+                                             now: finishedAt, policy: configuration.retryPolicy)
+            completion.attemptID = attemptID
+            completion.remoteIP = result.remoteIP
+            completion.tlsVersion = result.tlsVersion
+            completion.provider = provider
+            logOutcome(completion, recipient: recipient)
+            if completion.status != .queued {
+                metrics?.deliveryFinished(result: completion.status.rawValue, replyCode: completion.reply?.code,
+                                          duration: .milliseconds(durationMs))
+            }
+            return completion
         }
+        let log = AttemptLog(id: attemptID, tenantID: group.recipients[0].tenantID, messageID: group.messageID,
+                             startedAt: now, domain: group.domain, mx: result.mx, remoteIP: result.remoteIP,
+                             tlsVersion: result.tlsVersion, durationMs: durationMs, transcript: result.transcript)
+        return (completions, log)
+    }
+
+    /// One structured log line per recipient outcome (JSON with RELAY_LOG_FORMAT=json), so that logs alone can
+    /// answer "what happened to this message?".
+    private func logOutcome(_ completion: CompletedDelivery, recipient: ClaimedRecipient) {
+        var metadata: Logger.Metadata = [
+            "message_id": "\(recipient.messageID.uuidString.lowercased())",
+            "recipient": "\(recipient.email)",
+            "status": "\(completion.status.rawValue)",
+            "attempt": "\(recipient.attempts + (completion.countsAsAttempt ? 1 : 0))",
+            "duration_ms": "\(completion.durationMs)",
+        ]
+        if let mx = completion.mx { metadata["mx"] = "\(mx)" }
+        if let ip = completion.remoteIP { metadata["remote_ip"] = "\(ip)" }
+        if let tls = completion.tlsVersion { metadata["tls"] = "\(tls)" }
+        if let reply = completion.reply {
+            metadata["reply_code"] = "\(reply.code)"
+            if let enhanced = reply.enhanced { metadata["enhanced_code"] = "\(enhanced)" }
+            metadata["reply"] = "\(reply.text)"
+        } else if let detail = completion.detail {
+            metadata["detail"] = "\(detail)"
+        }
+        logger.info("delivery outcome", metadata: metadata)
     }
 
     /// Applies the retry policy to an outcome: a deferral gets its next attempt time, or fails as `expired`

@@ -28,6 +28,8 @@ final class MXConnectionPool: Sendable {
         var closed = false
     }
 
+    /// Outbound SMTP connections open now (in use or idle), for the `relay_smtp_sessions_active` gauge.
+    private let openConnections = Atomic<Int>(0)
     private let state = Mutex(State())
     private let maxPerHost: Int
     private let idleTimeout: Duration
@@ -37,6 +39,20 @@ final class MXConnectionPool: Sendable {
         self.maxPerHost = maxPerHost
         self.idleTimeout = idleTimeout
         self.maxUses = maxUses
+    }
+
+    /// How many outbound connections are open.
+    var openCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// Records a newly opened connection (every one is closed through `close(_:)`).
+    func opened() {
+        openConnections.add(1, ordering: .relaxed)
+    }
+
+    /// Closes a connection (QUIT when idle) and forgets it.
+    func close(_ connection: SMTPConnection) async {
+        await connection.close()
+        openConnections.subtract(1, ordering: .relaxed)
     }
 
     /// The per-host limiter: a delivery holds one permit of its MX host while it uses a connection to it.
@@ -63,7 +79,7 @@ final class MXConnectionPool: Sendable {
             }
             return nil
         }
-        if !stale.isEmpty { Task { for connection in stale { await connection.close() } } }
+        if !stale.isEmpty { Task { for connection in stale { await self.close(connection) } } }
         return found
     }
 
@@ -74,7 +90,7 @@ final class MXConnectionPool: Sendable {
             state.idle[key, default: []].append(Idle(connection: connection, since: .now, uses: uses))
             return true
         }
-        if !keep { await connection.close() }
+        if !keep { await close(connection) }
     }
 
     /// Closes idle connections older than the idle timeout; called periodically by the worker.
@@ -89,7 +105,7 @@ final class MXConnectionPool: Sendable {
             }
             return expired
         }
-        for connection in expired { await connection.close() }
+        for connection in expired { await close(connection) }
     }
 
     /// Closes every idle connection and stops keeping new ones (shutdown).
@@ -100,6 +116,6 @@ final class MXConnectionPool: Sendable {
             state.idle = [:]
             return all
         }
-        for connection in all { await connection.close() }
+        for connection in all { await close(connection) }
     }
 }

@@ -104,18 +104,6 @@ public struct RecipientRecord: Sendable {
     public var updatedAt: Date
 }
 
-/// One entry of a message's event history.
-public struct EventRecord: Sendable {
-    public var type: String
-    public var recipient: String
-    public var at: Date
-    public var attempt: Int
-    public var mx: String?
-    public var reply: DeliveryReply?
-    public var detail: String?
-    public var durationMs: Int?
-}
-
 extension RelayDatabase {
     /// Name of the LISTEN/NOTIFY channel that wakes idle workers after an accept.
     public static let queueChannel = "relay_queue"
@@ -167,6 +155,7 @@ extension RelayDatabase {
     private func insert(_ message: NewMessage, on connection: PostgresConnection) async throws {
         let emails = message.recipients.map(\.email)
         let domains = message.recipients.map(\.domain)
+        let providers = message.recipients.map { MailboxProvider.classify(mx: nil, domain: $0.domain).rawValue }
         let lifetimeSeconds = message.lifetime.seconds
         try await connection.query("""
             WITH m AS (
@@ -190,6 +179,10 @@ extension RelayDatabase {
             ), ev AS (
                 INSERT INTO events (tenant_id, message_id, recipient_id, type)
                 SELECT \(message.tenantID), \(message.id), id, 'accepted' FROM r
+            ), st AS (
+                INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted)
+                SELECT \(message.tenantID), date_trunc('hour', now(), 'UTC'), d, p, count(*)
+                FROM unnest(\(domains)::text[], \(providers)::text[]) AS s(d, p) GROUP BY d, p
             )
             SELECT pg_notify(\(Self.queueChannel), '')
             """, logger: logger)
@@ -310,31 +303,6 @@ extension RelayDatabase {
             }
             for index in page.indices { page[index].recipients = byMessage[page[index].id] ?? [] }
             return (page, next)
-        }
-    }
-
-    /// A tenant's message's events in time order, or nil when the message does not exist for this tenant.
-    public func events(messageID: UUID, tenantID: UUID) async throws -> [EventRecord]? {
-        try await withDeadline { [self] in
-            let exists = try await client.query(
-                "SELECT 1 FROM messages WHERE id = \(messageID) AND tenant_id = \(tenantID)", logger: logger)
-            var found = false
-            for try await _ in exists { found = true }
-            guard found else { return nil }
-            let rows = try await client.query("""
-                SELECT e.type, r.email, e.at, e.attempt, e.mx, e.reply_code, e.reply_enhanced, e.reply_text, e.duration_ms
-                FROM events e JOIN recipients r ON r.id = e.recipient_id
-                WHERE e.message_id = \(messageID) AND e.tenant_id = \(tenantID)
-                ORDER BY e.id
-                """, logger: logger)
-            var events: [EventRecord] = []
-            for try await (type, email, at, attempt, mx, code, enhanced, text, duration) in rows.decode(
-                (String, String, Date, Int, String?, Int?, String?, String?, Int?).self) {
-                let reply = code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") }
-                events.append(EventRecord(type: type, recipient: email, at: at, attempt: attempt, mx: mx, reply: reply,
-                                          detail: code == nil ? text : nil, durationMs: duration))
-            }
-            return events
         }
     }
 }

@@ -48,10 +48,19 @@ public struct CompletedDelivery: Sendable {
     /// Failure reason label for `failed` (e.g. `expired`).
     public var reason: String?
     public var durationMs: Int
+    /// The `attempts` row that holds this attempt's transcript (nil when no SMTP attempt was made).
+    public var attemptID: UUID?
+    /// The address of the server that answered, and the TLS version of the session (nil: not encrypted).
+    public var remoteIP: String?
+    public var tlsVersion: String?
+    /// The mailbox provider, for the statistics.
+    public var provider: MailboxProvider
 
     /// Creates the value.
     public init(recipientID: Int64, status: RecipientStatus, countsAsAttempt: Bool, nextAttemptAt: Date?,
-                reply: DeliveryReply?, detail: String?, mx: String?, reason: String?, durationMs: Int) {
+                reply: DeliveryReply?, detail: String?, mx: String?, reason: String?, durationMs: Int,
+                attemptID: UUID? = nil, remoteIP: String? = nil, tlsVersion: String? = nil,
+                provider: MailboxProvider = .other) {
         self.recipientID = recipientID
         self.status = status
         self.countsAsAttempt = countsAsAttempt
@@ -61,6 +70,39 @@ public struct CompletedDelivery: Sendable {
         self.mx = mx
         self.reason = reason
         self.durationMs = durationMs
+        self.attemptID = attemptID
+        self.remoteIP = remoteIP
+        self.tlsVersion = tlsVersion
+        self.provider = provider
+    }
+}
+
+/// One SMTP attempt (one message to one domain) with its transcript, stored with the outcomes it produced.
+public struct AttemptLog: Sendable {
+    public var id: UUID
+    public var tenantID: UUID
+    public var messageID: UUID
+    public var startedAt: Date
+    public var domain: String
+    public var mx: String?
+    public var remoteIP: String?
+    public var tlsVersion: String?
+    public var durationMs: Int
+    public var transcript: [TranscriptLine]
+
+    /// Creates the value.
+    public init(id: UUID, tenantID: UUID, messageID: UUID, startedAt: Date, domain: String, mx: String?,
+                remoteIP: String?, tlsVersion: String?, durationMs: Int, transcript: [TranscriptLine]) {
+        self.id = id
+        self.tenantID = tenantID
+        self.messageID = messageID
+        self.startedAt = startedAt
+        self.domain = domain
+        self.mx = mx
+        self.remoteIP = remoteIP
+        self.tlsVersion = tlsVersion
+        self.durationMs = durationMs
+        self.transcript = transcript
     }
 }
 
@@ -99,13 +141,14 @@ extension RelayDatabase {
     }
 
     /// Writes many outcomes in one statement: queue rows of in-flight recipients get their next due time and lose
-    /// the lease, final ones leave the queue, recipients get their new state and every attempt an event.
+    /// the lease, final ones leave the queue, recipients get their new state, every attempt an event, the
+    /// attempts their transcript rows, and the statistics their deltas (`stats_*_pending`).
     /// Only rows still leased by `owner` are touched, so a node that lost its lease cannot overwrite the work of
     /// the node that took over. Rows are given in id order so concurrent writers lock in the same order.
     /// Returns how many outcomes were applied.
     @discardableResult
-    public func complete(_ outcomes: [CompletedDelivery], owner: UUID) async throws -> Int {
-        if outcomes.isEmpty { return 0 }
+    public func complete(_ outcomes: [CompletedDelivery], attempts: [AttemptLog] = [], owner: UUID) async throws -> Int {
+        if outcomes.isEmpty && attempts.isEmpty { return 0 }
         let sorted = outcomes.sorted { $0.recipientID < $1.recipientID }
         let ids = sorted.map(\.recipientID)
         let statuses = sorted.map(\.status.rawValue)
@@ -118,12 +161,29 @@ extension RelayDatabase {
         let mxs = sorted.map { $0.mx ?? "" }
         let reasons = sorted.map { $0.reason ?? "" }
         let durations = sorted.map(\.durationMs)
+        let attemptIDs = sorted.map { $0.attemptID?.uuidString ?? "" }
+        let remoteIPs = sorted.map { $0.remoteIP ?? "" }
+        let tlsVersions = sorted.map { $0.tlsVersion ?? "" }
+        let providers = sorted.map(\.provider.rawValue)
+
+        let attemptRowIDs = attempts.map(\.id)
+        let attemptTenants = attempts.map(\.tenantID)
+        let attemptMessages = attempts.map(\.messageID)
+        let attemptStarts = attempts.map(\.startedAt)
+        let attemptDomains = attempts.map(\.domain)
+        let attemptMXs = attempts.map { $0.mx ?? "" }
+        let attemptIPs = attempts.map { $0.remoteIP ?? "" }
+        let attemptTLS = attempts.map { $0.tlsVersion ?? "" }
+        let attemptDurations = attempts.map(\.durationMs)
+        let transcripts = try attempts.map { try TranscriptCoding.encode($0.transcript) }
         let rows = try await client.query("""
             WITH o AS (
                 SELECT * FROM unnest(\(ids)::bigint[], \(statuses)::text[], \(increments)::int[], \(nexts)::timestamptz[],
                                      \(codes)::int[], \(enhanced)::text[], \(texts)::text[], \(mxs)::text[],
-                                     \(reasons)::text[], \(durations)::int[])
-                    AS o(id, status, inc, next_at, code, enhanced, text, mx, reason, duration)
+                                     \(reasons)::text[], \(durations)::int[], \(attemptIDs)::text[], \(remoteIPs)::text[],
+                                     \(tlsVersions)::text[], \(providers)::text[])
+                    AS o(id, status, inc, next_at, code, enhanced, text, mx, reason, duration, attempt_id, remote_ip,
+                         tls_version, provider)
             ), kept AS (
                 UPDATE queue q SET due_at = o.next_at, lease_owner = NULL
                 FROM o WHERE q.recipient_id = o.id AND q.lease_owner = \(owner) AND o.status IN ('queued', 'deferred')
@@ -147,14 +207,46 @@ extension RelayDatabase {
                     updated_at = now()
                 FROM o JOIN owned ON owned.recipient_id = o.id
                 WHERE r.id = o.id
-                RETURNING r.id, r.message_id, r.tenant_id, r.attempts
+                RETURNING r.id, r.message_id, r.tenant_id, r.attempts, r.domain
+            ), written AS (
+                SELECT upd.*, o.status, o.code, o.enhanced, o.text, o.mx, o.duration, o.attempt_id, o.remote_ip,
+                       o.tls_version, o.provider
+                FROM upd JOIN o ON o.id = upd.id WHERE o.status <> 'queued'
             ), ev AS (
-                INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, mx, reply_code, reply_enhanced,
-                                    reply_text, duration_ms)
-                SELECT upd.tenant_id, upd.message_id, upd.id, o.status, upd.attempts, NULLIF(o.mx, ''), NULLIF(o.code, 0),
-                       NULLIF(o.enhanced, ''), NULLIF(o.text, ''), o.duration
-                FROM upd JOIN o ON o.id = upd.id
-                WHERE o.status <> 'queued'
+                INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, attempt_id, mx, remote_ip, tls_version,
+                                    reply_code, reply_enhanced, reply_text, duration_ms)
+                SELECT tenant_id, message_id, id, status, attempts, NULLIF(attempt_id, '')::uuid, NULLIF(mx, ''),
+                       NULLIF(remote_ip, ''), NULLIF(tls_version, ''), NULLIF(code, 0), NULLIF(enhanced, ''),
+                       NULLIF(text, ''), duration
+                FROM written
+            ), counts AS (
+                INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, delivered, deferred, bounced_hard,
+                                                  bounced_soft, failed)
+                SELECT tenant_id, date_trunc('hour', now(), 'UTC'), domain, provider,
+                       count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'deferred'),
+                       count(*) FILTER (WHERE status = 'bounced'),
+                       count(*) FILTER (WHERE status = 'deferred' AND code BETWEEN 400 AND 499),
+                       count(*) FILTER (WHERE status = 'failed')
+                FROM written GROUP BY tenant_id, domain, provider
+            ), latency AS (
+                INSERT INTO stats_latency_pending (tenant_id, hour, bucket, count)
+                SELECT w.tenant_id, date_trunc('hour', now(), 'UTC'),
+                       relay_latency_bucket(extract(epoch FROM now() - m.created_at) * 1000), count(*)
+                FROM written w JOIN messages m ON m.id = w.message_id
+                WHERE w.status = 'delivered' GROUP BY 1, 2, 3
+            ), errors AS (
+                INSERT INTO stats_errors_pending (tenant_id, hour, code, enhanced, count, sample)
+                SELECT tenant_id, date_trunc('hour', now(), 'UTC'), code, enhanced, count(*), left(max(text), 200)
+                FROM written WHERE code >= 400 GROUP BY tenant_id, code, enhanced
+            ), att AS (
+                INSERT INTO attempts (id, tenant_id, message_id, started_at, domain, mx, remote_ip, tls_version,
+                                      duration_ms, transcript)
+                SELECT a.id, a.tenant_id, a.message_id, a.started_at, a.domain, NULLIF(a.mx, ''), NULLIF(a.remote_ip, ''),
+                       NULLIF(a.tls_version, ''), a.duration, a.transcript::jsonb
+                FROM unnest(\(attemptRowIDs)::uuid[], \(attemptTenants)::uuid[], \(attemptMessages)::uuid[],
+                            \(attemptStarts)::timestamptz[], \(attemptDomains)::text[], \(attemptMXs)::text[],
+                            \(attemptIPs)::text[], \(attemptTLS)::text[], \(attemptDurations)::int[], \(transcripts)::text[])
+                    AS a(id, tenant_id, message_id, started_at, domain, mx, remote_ip, tls_version, duration, transcript)
             )
             SELECT count(*)::bigint FROM upd
             """, logger: logger)

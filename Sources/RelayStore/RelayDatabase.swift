@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// Relay's PostgreSQL access: one pooled client, and the queries of each concern in its own extension file
 /// (tenants, domains, messages, queue). All SQL lives in this module.
@@ -15,6 +16,11 @@ public final class RelayDatabase: Sendable {
     /// (PostgresNIO's pool waits for a connection indefinitely while the server is down).
     public let requestTimeout: Duration
 
+    /// Store operations running now (each holds at most one pooled connection at a time), for the
+    /// `relay_db_connections{state="in_use"}` gauge.
+    public var operationsInFlight: Int { inFlight.load(ordering: .relaxed) }
+    private let inFlight = Atomic<Int>(0)
+
     /// Wraps a client. The client must be running (its `run()` called) before any query.
     public init(client: PostgresClient, logger: Logger, requestTimeout: Duration = .seconds(5)) {
         self.client = client
@@ -25,7 +31,9 @@ public final class RelayDatabase: Sendable {
     /// Runs a request-path operation with `requestTimeout`; on expiry the operation is cancelled and
     /// `StoreError.unavailable` is thrown, so the API answers 503 instead of hanging.
     func withDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await operation() }
             group.addTask {
                 try await Task.sleep(for: self.requestTimeout)

@@ -144,15 +144,17 @@ public final class RecordingSMTPSink: Sendable {
     public let recordPath: String
     private let child: ChildProcess
 
-    /// Starts a sink on host:port (port 0 picks a free one) and waits until it accepts connections.
+    /// Starts a sink on host:port (port 0 picks a free one) and waits until it accepts connections. With a PEM
+    /// certificate and key it offers STARTTLS.
     public static func start(host: String = "127.0.0.1", port: Int = 0, greeting: String? = nil,
-                             slowSeconds: Double? = nil) async throws -> RecordingSMTPSink {
+                             slowSeconds: Double? = nil, tls: (certificate: String, key: String)? = nil) async throws -> RecordingSMTPSink {
         let port = port == 0 ? try freePort(host: host) : port
         let record = NSTemporaryDirectory() + "relay-sink-\(UUID().uuidString).jsonl"
         FileManager.default.createFile(atPath: record, contents: nil)
         var arguments = [try peerScript("smtp_sink.py"), "--host", host, "--port", "\(port)", "--record", record]
         if let greeting { arguments += ["--greeting", greeting] }
         if let slowSeconds { arguments += ["--slow-seconds", "\(slowSeconds)"] }
+        if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
         let child = try ChildProcess(try findExecutable("python3"), arguments, logPath: record + ".log")
         let sink = RecordingSMTPSink(host: host, port: port, recordPath: record, child: child)
         do {

@@ -117,6 +117,10 @@ public struct SMTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
     public var detail: String?
     /// The server's address as "127.0.0.1:25" or "[::1]:25", when known.
     public var remoteAddress: String?
+    /// What was said before a failed ``SMTPConnection/connect(to:serverName:configuration:eventLoopGroup:logger:)``
+    /// (the greeting, EHLO, STARTTLS), so that a refused session can still be shown. Empty for other calls:
+    /// then ``SMTPConnection/takeTranscript()`` has it.
+    public var transcript: [SMTPTranscriptEntry] = []
 
     /// Creates an error.
     public init(code: Code, phase: SMTPPhase, reply: SMTPReply? = nil, detail: String? = nil, remoteAddress: String? = nil) {

@@ -155,10 +155,14 @@ public final class SMTPConnection: Sendable {
             )
         } catch let error as SMTPClientError {
             channel.close(promise: nil)
+            var error = error
+            error.transcript = shared.takeTranscript()
             throw error
         } catch {
             channel.close(promise: nil)
-            throw SMTPClientError(code: .connectionClosed, phase: .banner, detail: "\(error)", remoteAddress: addressText)
+            var failure = SMTPClientError(code: .connectionClosed, phase: .banner, detail: "\(error)", remoteAddress: addressText)
+            failure.transcript = shared.takeTranscript()
+            throw failure
         }
     }
 

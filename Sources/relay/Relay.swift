@@ -65,6 +65,10 @@ struct ConfigurationOptions: ParsableArguments {
     var smtpMaxSessions: String?
     @Option(name: .customLong("smtp-command-timeout"), help: "RELAY_SMTP_COMMAND_TIMEOUT (default 5m)")
     var smtpCommandTimeout: String?
+    @Option(name: .customLong("log-retention"), help: "RELAY_LOG_RETENTION (default 30d, at least 1d): keep events and transcripts this long")
+    var logRetention: String?
+    @Option(name: .customLong("log-format"), help: "RELAY_LOG_FORMAT: text (default) or json")
+    var logFormat: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -80,6 +84,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_SUBMISSIONS_ADDR", submissionsAddr), ("RELAY_TLS_CERT", tlsCert), ("RELAY_TLS_KEY", tlsKey),
             ("RELAY_SMTP_AUTH_FAILURES", smtpAuthFailures), ("RELAY_SMTP_MAX_RECIPIENTS", smtpMaxRecipients),
             ("RELAY_SMTP_MAX_SESSIONS", smtpMaxSessions), ("RELAY_SMTP_COMMAND_TIMEOUT", smtpCommandTimeout),
+            ("RELAY_LOG_RETENTION", logRetention), ("RELAY_LOG_FORMAT", logFormat),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

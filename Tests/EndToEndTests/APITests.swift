@@ -333,4 +333,14 @@ import Testing
         let off = try RelayConfiguration(values: ["RELAY_SUBMISSIONS_ADDR": "off"])
         #expect(off.submissionsAddress == nil)
     }
+
+    @Test func logRetentionAndFormatParse() throws {
+        #expect(RelayConfiguration().logRetention == .seconds(30 * 86_400))
+        #expect(RelayConfiguration().logFormat == .text)
+        let configuration = try RelayConfiguration(values: ["RELAY_LOG_RETENTION": "7d", "RELAY_LOG_FORMAT": "JSON"])
+        #expect(configuration.logRetention == .seconds(7 * 86_400))
+        #expect(configuration.logFormat == .json)
+        #expect(throws: ConfigurationError.self) { try RelayConfiguration(values: ["RELAY_LOG_RETENTION": "12h"]) }
+        #expect(throws: ConfigurationError.self) { try RelayConfiguration(values: ["RELAY_LOG_FORMAT": "xml"]) }
+    }
 }

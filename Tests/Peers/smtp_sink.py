@@ -82,7 +82,15 @@ def main():
     parser.add_argument("--record", required=True)
     parser.add_argument("--greeting", default=None)
     parser.add_argument("--slow-seconds", type=float, default=2.0)
+    parser.add_argument("--tls-cert", default=None, help="PEM certificate: offer STARTTLS")
+    parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
+
+    tls_context = None
+    if args.tls_cert:
+        import ssl
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(args.tls_cert, args.tls_key)
 
     handler = Handler(args.record, args.slow_seconds)
     GreetingSMTP.greeting_code = args.greeting
@@ -90,7 +98,8 @@ def main():
     class SinkController(Controller):
         def factory(self):
             return GreetingSMTP(self.handler, decode_data=False, enable_SMTPUTF8=True,
-                                data_size_limit=64 * 1024 * 1024, hostname="sink.test")
+                                data_size_limit=64 * 1024 * 1024, hostname="sink.test",
+                                tls_context=tls_context)
 
     # Die with the test process that started us (Linux prctl PR_SET_PDEATHSIG).
     try:
