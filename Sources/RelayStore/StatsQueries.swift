@@ -78,7 +78,9 @@ extension RelayDatabase {
     }
 
     /// The statistics of one tenant (or of all tenants when `tenantID` is nil) for hours in [since, until).
-    /// Reads only rollup rows of the range: the cost grows with hours × recipient domains, not with events.
+    /// Reads only rollup rows of the range, never events: whole days of the domain and provider breakdowns
+    /// come from `stats_daily`, the partial days at either end from `stats_hourly`, and the deltas not folded
+    /// yet from `stats_hourly_pending`, so the cost grows with days × recipient domains.
     public func stats(tenantID: UUID?, since: Date, until: Date, bucket: StatsBucket, domainLimit: Int = 100) async throws -> StatsReport {
         try await withDeadline { [self] in
             let hourly = """
@@ -88,17 +90,37 @@ extension RelayDatabase {
                 SELECT hour, domain, provider, accepted, delivered, deferred, bounced_hard, bounced_soft, failed, suppressed, complained
                 FROM stats_hourly_pending WHERE hour >= $2 AND hour < $3 AND ($1::uuid IS NULL OR tenant_id = $1)
                 """
+            // Whole UTC days inside the range ($4 ..< $5); when there are none, both are `until` and the
+            // hourly rows cover everything.
+            let day: TimeInterval = 86_400
+            var fullStart = Date(timeIntervalSince1970: (since.timeIntervalSince1970 / day).rounded(.up) * day)
+            var fullEnd = Date(timeIntervalSince1970: (until.timeIntervalSince1970 / day).rounded(.down) * day)
+            if fullStart >= fullEnd { (fullStart, fullEnd) = (until, until) }
+            let mixed = """
+                SELECT day AS hour, domain, provider, accepted, delivered, deferred, bounced_hard, bounced_soft, failed, suppressed, complained
+                FROM stats_daily WHERE day >= $4 AND day < $5 AND ($1::uuid IS NULL OR tenant_id = $1)
+                UNION ALL
+                SELECT hour, domain, provider, accepted, delivered, deferred, bounced_hard, bounced_soft, failed, suppressed, complained
+                FROM stats_hourly WHERE ((hour >= $2 AND hour < $4) OR (hour >= $5 AND hour < $3))
+                                    AND ($1::uuid IS NULL OR tenant_id = $1)
+                UNION ALL
+                SELECT hour, domain, provider, accepted, delivered, deferred, bounced_hard, bounced_soft, failed, suppressed, complained
+                FROM stats_hourly_pending WHERE hour >= $2 AND hour < $3 AND ($1::uuid IS NULL OR tenant_id = $1)
+                """
             var bindings = PostgresBindings()
             bindings.append(tenantID)
             bindings.append(since)
             bindings.append(until)
+            var mixedBindings = bindings
+            mixedBindings.append(fullStart)
+            mixedBindings.append(fullEnd)
 
             var series: [(Date, StatsCounters)] = []
             var query = PostgresQuery(unsafeSQL: """
-                WITH s AS (\(hourly))
+                WITH s AS (\(bucket == .hour ? hourly : mixed))
                 SELECT date_trunc('\(bucket.rawValue)', hour, 'UTC') AS b, \(Self.counterSums)
                 FROM s GROUP BY b ORDER BY b
-                """, binds: bindings)
+                """, binds: bucket == .hour ? bindings : mixedBindings)
             for try await (start, a, d, df, bh, bs, f, su, c) in try await client.query(query, logger: logger).decode(
                 (Date, Int, Int, Int, Int, Int, Int, Int, Int).self) {
                 series.append((start, Self.counters((a, d, df, bh, bs, f, su, c))))
@@ -106,12 +128,12 @@ extension RelayDatabase {
 
             var domains: [(String, String, StatsCounters)] = []
             query = PostgresQuery(unsafeSQL: """
-                WITH s AS (\(hourly))
+                WITH s AS (\(mixed))
                 SELECT domain, COALESCE(max(provider) FILTER (WHERE provider <> 'other'), 'other'), \(Self.counterSums)
                 FROM s GROUP BY domain
                 ORDER BY sum(accepted + delivered + deferred + bounced_hard + failed + suppressed) DESC, domain
                 LIMIT \(domainLimit)
-                """, binds: bindings)
+                """, binds: mixedBindings)
             for try await (domain, provider, a, d, df, bh, bs, f, su, c) in try await client.query(query, logger: logger).decode(
                 (String, String, Int, Int, Int, Int, Int, Int, Int, Int).self) {
                 domains.append((domain, provider, Self.counters((a, d, df, bh, bs, f, su, c))))
@@ -119,9 +141,9 @@ extension RelayDatabase {
 
             var providers: [(String, StatsCounters)] = []
             query = PostgresQuery(unsafeSQL: """
-                WITH s AS (\(hourly))
+                WITH s AS (\(mixed))
                 SELECT provider, \(Self.counterSums) FROM s GROUP BY provider ORDER BY provider
-                """, binds: bindings)
+                """, binds: mixedBindings)
             for try await (provider, a, d, df, bh, bs, f, su, c) in try await client.query(query, logger: logger).decode(
                 (String, Int, Int, Int, Int, Int, Int, Int, Int).self) {
                 providers.append((provider, Self.counters((a, d, df, bh, bs, f, su, c))))

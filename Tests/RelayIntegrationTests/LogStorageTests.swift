@@ -125,4 +125,50 @@ private let testLogger = Logger(label: "test")
             #expect(try await count(database, "SELECT count(*)::bigint FROM stats_hourly") == 7)
         }
     }
+
+    /// Breakdowns mix daily rows (whole days), hourly rows (the partial days at the ends) and unfolded deltas;
+    /// every combination must give the same figures as summing the hours of the range.
+    @Test func breakdownsOverPartialDaysAgreeWithTheHourlyRows() async throws {
+        try await withStore { database, tenant in
+            // One delta per hour for 4 days, alternating two domains; hour h delivers h+1 messages.
+            let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400 - 3 * 86_400)
+            for hour in 0..<96 {
+                let at = start.addingTimeInterval(Double(hour) * 3600)
+                try await database.client.query("""
+                    INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, delivered, bounced_hard)
+                    VALUES (\(tenant), \(at), \(hour % 2 == 0 ? "a.test" : "gmail.com"), \(hour % 2 == 0 ? "other" : "google"),
+                            \(hour + 1), \(hour + 1), \(hour % 5 == 0 ? 1 : 0))
+                    """, logger: testLogger)
+            }
+            // From 05:00 of day 0 to 19:00 of day 2: partial day, one whole day, partial day.
+            let since = start.addingTimeInterval(5 * 3600)
+            let until = start.addingTimeInterval((48 + 19) * 3600)
+            let expectedHours = (5..<(48 + 19))
+            let expectedDelivered = expectedHours.reduce(0) { $0 + $1 + 1 }
+            let expectedGmail = expectedHours.filter { $0 % 2 == 1 }.reduce(0) { $0 + $1 + 1 }
+            let expectedBounced = expectedHours.filter { $0 % 5 == 0 }.count
+
+            func check(_ label: String) async throws {
+                for bucket in [RelayDatabase.StatsBucket.hour, .day] {
+                    let report = try await database.stats(tenantID: tenant, since: since, until: until, bucket: bucket)
+                    let seriesTotal = report.series.reduce(StatsCounters()) { $0 + $1.counters }
+                    if bucket == .hour {
+                        #expect(seriesTotal.delivered == expectedDelivered, "\(label): hourly series")
+                    }
+                    let domains = Dictionary(uniqueKeysWithValues: report.domains.map { ($0.domain, $0.counters) })
+                    #expect(domains["gmail.com"]?.delivered == expectedGmail, "\(label) \(bucket): gmail.com")
+                    #expect((domains["a.test"]?.delivered ?? 0) + (domains["gmail.com"]?.delivered ?? 0) == expectedDelivered,
+                            "\(label) \(bucket): domains")
+                    let providers = Dictionary(uniqueKeysWithValues: report.providers.map { ($0.provider, $0.counters) })
+                    #expect(providers["google"]?.delivered == expectedGmail, "\(label) \(bucket): google")
+                    #expect(report.domains.reduce(0) { $0 + $1.counters.bouncedHard } == expectedBounced, "\(label) \(bucket): bounces")
+                    #expect(report.domains.first { $0.domain == "gmail.com" }?.provider == "google")
+                }
+            }
+            try await check("unfolded")
+            try await database.foldStats()
+            #expect(try await count(database, "SELECT count(*)::bigint FROM stats_daily") == 8, "4 days × 2 domains")
+            try await check("folded")
+        }
+    }
 }
