@@ -59,8 +59,8 @@ public enum RelayRunner {
 
     /// Runs `body` with a connected store; a managed PostgreSQL started for it is stopped afterwards
     /// (one that was already running, e.g. under `relay serve`, is left running).
-    private static func withDatabase<T: Sendable>(_ configuration: RelayConfiguration, logger: Logger,
-                                                  _ body: @escaping @Sendable (RelayDatabase) async throws -> T) async throws -> T {
+    static func withDatabase<T: Sendable>(_ configuration: RelayConfiguration, logger: Logger, maximumConnections: Int = 2,
+                                          _ body: @escaping @Sendable (RelayDatabase) async throws -> T) async throws -> T {
         var managed: ManagedPostgres?
         var startedHere = false
         let location: DatabaseLocation
@@ -76,7 +76,8 @@ public enum RelayRunner {
         // The one-shot commands start the pool and use it at once; PostgresNIO warns about that race, harmlessly.
         var clientLogger = logger
         clientLogger.logLevel = max(logger.logLevel, .error)
-        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 2), backgroundLogger: clientLogger)
+        let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: maximumConnections),
+                                    backgroundLogger: clientLogger)
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
                 await client.run()
