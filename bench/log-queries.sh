@@ -8,6 +8,8 @@
 # it with `relay dev seed`, starts `relay serve --roles api` (no worker: nothing is delivered), then times each
 # request (median of 7 after one warm-up) and prints the plans of the log and stats queries. Needs a release
 # or debug build of relay (RELAY_BIN, default .build/release/relay, else .build/debug/relay). Loopback only.
+# BENCH_WORK=DIR BENCH_KEEP=1 keeps the seeded cluster in DIR; a later run with the same BENCH_WORK reuses it
+# (no seeding), to compare plans after a change.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -32,14 +34,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"${as_pg[@]}" initdb -D "$work/pg" -U relay --auth=trust -E UTF8 --locale=C >/dev/null
+reuse=""
+[ -f "$work/pg/PG_VERSION" ] && [ -f "$work/seed.txt" ] && reuse=1
+[ -n "$reuse" ] || "${as_pg[@]}" initdb -D "$work/pg" -U relay --auth=trust -E UTF8 --locale=C >/dev/null
 "${as_pg[@]}" pg_ctl start -w -D "$work/pg" -l "$work/pg.log" -o "-p $pgport -k $work -c listen_addresses=127.0.0.1 \
   -c shared_buffers=1GB -c work_mem=32MB -c maintenance_work_mem=512MB -c max_wal_size=8GB \
   -c shared_preload_libraries=auto_explain" >/dev/null
 url="postgres://relay@127.0.0.1:$pgport/postgres"
-echo "PostgreSQL on $pgport; seeding $messages messages"
-
-DATABASE_URL="$url" RELAY_LOG_LEVEL=warning "$relay" dev seed --messages "$messages" --tenant bench --seed 1 | tee "$work/seed.txt"
+if [ -z "$reuse" ]; then
+  echo "PostgreSQL on $pgport; seeding $messages messages"
+  DATABASE_URL="$url" RELAY_LOG_LEVEL=warning "$relay" dev seed --messages "$messages" --tenant bench --seed 1 | tee "$work/seed.txt"
+else
+  echo "PostgreSQL on $pgport; reusing the seeded cluster in $work"
+fi
 key=$(grep -o 'rly_[A-Za-z0-9_-]*' "$work/seed.txt" | head -1)
 psql "$url" -qAt -c "VACUUM ANALYZE" >/dev/null
 psql "$url" -At -c "SELECT 'events: ' || count(*) FROM events" -c "SELECT 'messages: ' || count(*) FROM messages" \

@@ -107,24 +107,32 @@ extension RelayDatabase {
     public func events(tenantID: UUID, filter: EventFilter, limit: Int, ascending: Bool, after cursor: EventCursor?)
         async throws -> (events: [EventRecord], next: EventCursor?) {
         try await withDeadline { [self] in
-            let cursorMicros = cursor?.atMicros
-            let cursorID = cursor?.id
             let order = ascending ? "ASC" : "DESC"
-            let comparison = ascending ? ">" : "<"
-            let rows = try await client.query("""
-                SELECT \(unescaped: Self.eventColumns)
+            var query = SQLBuilder("""
+                SELECT \(Self.eventColumns)
                 FROM events e JOIN recipients r ON r.id = e.recipient_id
-                WHERE e.tenant_id = \(tenantID)
-                  AND (\(filter.type)::text IS NULL OR e.type = \(filter.type))
-                  AND (\(filter.since)::timestamptz IS NULL OR e.at >= \(filter.since))
-                  AND (\(filter.until)::timestamptz IS NULL OR e.at < \(filter.until))
-                  AND (\(filter.recipient)::text IS NULL OR e.recipient_id IN (
-                        SELECT id FROM recipients WHERE tenant_id = \(tenantID) AND email = \(filter.recipient)))
-                  AND (\(cursorMicros)::bigint IS NULL
-                       OR (e.at, e.id) \(unescaped: comparison) ('1970-01-01 00:00:00+00'::timestamptz + \(cursorMicros) * interval '1 microsecond', \(cursorID)))
-                ORDER BY e.at \(unescaped: order), e.id \(unescaped: order)
-                LIMIT \(limit + 1)
-                """, logger: logger)
+                """)
+            let tenant = query.bind(tenantID)
+            query.append("\nWHERE e.tenant_id = \(tenant)")
+            if let type = filter.type { query.append(" AND e.type = \(query.bind(type))") }
+            if let since = filter.since { query.append(" AND e.at >= \(query.bind(since))") }
+            if let until = filter.until { query.append(" AND e.at < \(query.bind(until))") }
+            if let recipient = filter.recipient {
+                // A plain conjunct, so the recipient's ids (a handful) drive the plan through events_recipient.
+                query.append("""
+
+                      AND e.recipient_id IN (SELECT id FROM recipients WHERE tenant_id = \(tenant) AND email = \(query.bind(recipient)))
+                    """)
+            }
+            if let cursor {
+                let micros = query.bind(cursor.atMicros)
+                query.append("""
+
+                      AND (e.at, e.id) \(ascending ? ">" : "<") ('1970-01-01 00:00:00+00'::timestamptz + \(micros) * interval '1 microsecond', \(query.bind(cursor.id)))
+                    """)
+            }
+            query.append("\nORDER BY e.at \(order), e.id \(order) LIMIT \(limit + 1)")
+            let rows = try await client.query(query.query, logger: logger)
             var page = try await Self.decodeEvents(rows)
             var next: EventCursor?
             if page.count > limit {

@@ -252,28 +252,35 @@ extension RelayDatabase {
     public func messages(tenantID: UUID, filter: MessageFilter, limit: Int, after cursor: MessageCursor?) async throws
         -> (messages: [MessageRecord], next: MessageCursor?) {
         try await withDeadline { [self] in
-            let cursorMicros = cursor?.createdAtMicros
-            let cursorID = cursor?.id
-            let rows = try await client.query("""
+            var query = SQLBuilder("""
                 SELECT m.id, m.from_header, m.subject, m.tags, m.metadata::text, m.created_at,
                        (extract(epoch FROM m.created_at) * 1000000)::bigint
                 FROM messages m
-                WHERE m.tenant_id = \(tenantID)
-                  AND (\(filter.since)::timestamptz IS NULL OR m.created_at >= \(filter.since))
-                  AND (\(filter.until)::timestamptz IS NULL OR m.created_at < \(filter.until))
-                  AND (\(filter.from)::text IS NULL OR m.mail_from = \(filter.from))
-                  AND (\(filter.tag)::text IS NULL OR m.tags @> ARRAY[\(filter.tag)::text])
-                  AND (\(filter.status)::text IS NULL OR EXISTS (
-                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.status = \(filter.status)))
-                  AND (\(filter.recipient)::text IS NULL OR EXISTS (
-                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.email = \(filter.recipient)))
-                  AND (\(filter.domain)::text IS NULL OR EXISTS (
-                        SELECT 1 FROM recipients r WHERE r.tenant_id = m.tenant_id AND r.message_id = m.id AND r.domain = \(filter.domain)))
-                  AND (\(cursorMicros)::bigint IS NULL
-                       OR (m.created_at, m.id) < ('1970-01-01 00:00:00+00'::timestamptz + \(cursorMicros) * interval '1 microsecond', \(cursorID)))
-                ORDER BY m.created_at DESC, m.id DESC
-                LIMIT \(limit + 1)
-                """, logger: logger)
+                """)
+            let tenant = query.bind(tenantID)
+            query.append("\nWHERE m.tenant_id = \(tenant)")
+            if let since = filter.since { query.append(" AND m.created_at >= \(query.bind(since))") }
+            if let until = filter.until { query.append(" AND m.created_at < \(query.bind(until))") }
+            if let from = filter.from { query.append(" AND m.mail_from = \(query.bind(from))") }
+            if let tag = filter.tag { query.append(" AND m.tags @> ARRAY[\(query.bind(tag))::text]") }
+            // Recipient filters as semi-joins through recipients' (tenant_id, column, message_id) indexes.
+            for (column, value) in [("status", filter.status), ("email", filter.recipient), ("domain", filter.domain)] {
+                guard let value else { continue }
+                query.append("""
+
+                      AND EXISTS (SELECT 1 FROM recipients r WHERE r.tenant_id = \(tenant) AND r.message_id = m.id
+                                  AND r.\(column) = \(query.bind(value)))
+                    """)
+            }
+            if let cursor {
+                let micros = query.bind(cursor.createdAtMicros)
+                query.append("""
+
+                      AND (m.created_at, m.id) < ('1970-01-01 00:00:00+00'::timestamptz + \(micros) * interval '1 microsecond', \(query.bind(cursor.id)))
+                    """)
+            }
+            query.append("\nORDER BY m.created_at DESC, m.id DESC LIMIT \(limit + 1)")
+            let rows = try await client.query(query.query, logger: logger)
             var page: [MessageRecord] = []
             var micros: [Int64] = []
             for try await (id, from, subject, tags, metadata, createdAt, createdMicros) in rows.decode(

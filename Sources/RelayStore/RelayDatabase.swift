@@ -28,20 +28,23 @@ public final class RelayDatabase: Sendable {
         self.requestTimeout = requestTimeout
     }
 
-    /// Runs a request-path operation with `requestTimeout`; on expiry the operation is cancelled and
-    /// `StoreError.unavailable` is thrown, so the API answers 503 instead of hanging.
-    func withDeadline<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    /// Runs a request-path operation with `requestTimeout` (or `timeout`); on expiry the operation is cancelled
+    /// and `StoreError.unavailable` is thrown, so the API answers 503 instead of hanging. Background jobs use it
+    /// too: a call left waiting for a connection while the database is down keeps the pool retrying with a
+    /// growing backoff, which would delay the recovery of everything else.
+    func withDeadline<T: Sendable>(_ timeout: Duration? = nil, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        let timeout = timeout ?? requestTimeout
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask { try await operation() }
             group.addTask {
-                try await Task.sleep(for: self.requestTimeout)
+                try await Task.sleep(for: timeout)
                 return nil
             }
             defer { group.cancelAll() }
             guard let first = try await group.next(), let result = first else {
-                throw StoreError(code: .unavailable, description: "the database did not answer within \(self.requestTimeout)")
+                throw StoreError(code: .unavailable, description: "the database did not answer within \(timeout)")
             }
             return result
         }

@@ -183,18 +183,23 @@ extension RelayDatabase {
     /// 0 also when another node is folding at the moment.
     @discardableResult
     public func foldStats() async throws -> Int {
-        let rows = try await client.query("SELECT relay_fold_stats()", logger: logger)
-        for try await count in rows.decode(Int.self) { return count }
-        return 0
+        try await withDeadline { [self] in
+            let rows = try await client.query("SELECT relay_fold_stats()", logger: logger)
+            for try await count in rows.decode(Int.self) { return count }
+            return 0
+        }
     }
 
     /// Creates the day partitions of the log tables for the coming days and drops those older than `retention`.
     public func maintainLogPartitions(retention: Duration, daysAhead: Int = 7) async throws -> (created: Int, dropped: Int) {
-        let rows = try await client.query(
-            "SELECT created, dropped FROM relay_maintain_partitions(make_interval(secs => \(retention.seconds)), \(daysAhead)::int)",
-            logger: logger)
-        for try await (created, dropped) in rows.decode((Int, Int).self) { return (created, dropped) }
-        return (0, 0)
+        // Moving strays out of a default partition can take a while; a minute before giving up until next time.
+        try await withDeadline(.seconds(60)) { [self] in
+            let rows = try await client.query(
+                "SELECT created, dropped FROM relay_maintain_partitions(make_interval(secs => \(retention.seconds)), \(daysAhead)::int)",
+                logger: logger)
+            for try await (created, dropped) in rows.decode((Int, Int).self) { return (created, dropped) }
+            return (0, 0)
+        }
     }
 
     /// A tenant's recipients still in flight: (queued, deferred).

@@ -70,14 +70,15 @@ import Testing
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
             let owner = UUID()
             let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
-            let next = Date().addingTimeInterval(0.5)
+            // Far enough ahead that the claim right after the write cannot see it due, even on a loaded machine.
+            let next = Date().addingTimeInterval(3)
             let deferred = CompletedDelivery(recipientID: claimed[0].recipientID, status: .deferred, countsAsAttempt: true,
                                              nextAttemptAt: next, reply: DeliveryReply(code: 451, enhanced: "4.3.0", text: "later"),
                                              detail: nil, mx: "mx.one.test", reason: nil, durationMs: 7)
             #expect(try await database.complete([deferred], owner: owner) == 1)
             #expect(try await database.claim(owner: owner, limit: 10, lease: .seconds(60)).isEmpty)
             var again: [ClaimedRecipient] = []
-            try await waitUntil("the deferred recipient becomes due", timeout: .seconds(10)) {
+            try await waitUntil("the deferred recipient becomes due", timeout: .seconds(20)) {
                 again = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
                 return !again.isEmpty
             }

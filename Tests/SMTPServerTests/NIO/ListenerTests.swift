@@ -86,7 +86,9 @@ struct ListenerTests {
             let start = ContinuousClock.now
             let reply = try await client.readReply(timeout: .seconds(10))
             #expect(reply.hasPrefix("421"), "\(reply)")
-            #expect(ContinuousClock.now - start >= .milliseconds(800))
+            // The server's timer starts when it sends the EHLO reply, before the client has read it; under load the
+            // client may take a few hundred milliseconds to get there, so the lower bound leaves room for that.
+            #expect(ContinuousClock.now - start >= .milliseconds(500))
             #expect(await client.waitUntilClosed())
         }
     }
