@@ -43,7 +43,10 @@ private final class Dnsmasq {
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            // Bounded polling, not waitUntilExit(): that blocks a Swift concurrency thread (there are only as many
+            // as cores) and was seen never to return when it misses the exit, stalling every other test.
+            let deadline = ContinuousClock.now + .seconds(5)
+            while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
         }
     }
 }

@@ -47,14 +47,17 @@ import Testing
             #expect(value(samples, "relay_messages_accepted_total", ["source": "api"]) == 2)
             #expect(value(samples, "relay_deliveries_total", ["result": "delivered", "code_class": "2xx"]) == 1)
             #expect(value(samples, "relay_deliveries_total", ["result": "bounced", "code_class": "5xx"]) == 1)
-            #expect(value(samples, "relay_delivery_duration_seconds_count") == 2)
+            // One duration per recipient outcome (a deferral on a loaded machine adds one of each).
+            let outcomes = samples.filter { $0.name == "relay_deliveries_total" }.reduce(0) { $0 + $1.value }
+            #expect(value(samples, "relay_delivery_duration_seconds_count") == outcomes)
             #expect(value(samples, "relay_http_requests_total", ["method": "POST", "route": "/v1/messages", "status": "202"]) == 2)
             #expect(value(samples, "relay_http_requests_total", ["method": "GET", "route": "/v1/messages/{id}", "status": "404"]) == 1,
                     "routes are patterns, not raw paths")
             #expect(value(samples, "relay_queue_depth", ["state": "due"]) == 0)
             #expect(value(samples, "relay_queue_depth", ["state": "in_flight"]) == 0)
             #expect(value(samples, "relay_queue_oldest_due_age_seconds") == 0)
-            #expect(value(samples, "relay_smtp_sessions_active", ["direction": "outbound"]) == 1, "one idle pooled connection")
+            #expect((1...2).contains(value(samples, "relay_smtp_sessions_active", ["direction": "outbound"]) ?? 0),
+                    "the pooled connection (a second one only if the first was lost)")
             #expect(value(samples, "relay_smtp_sessions_active", ["direction": "inbound"]) == 0)
             #expect(value(samples, "relay_db_connections", ["state": "max"]) == 20)
         } catch {

@@ -232,7 +232,13 @@ enum TestPeers {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        process.waitUntilExit()
+        // Bounded polling, not waitUntilExit(), which can miss the exit and block a concurrency thread for good.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            throw MissingPeer(description: "\(executable.path) did not finish within 60 s")
+        }
         return process.terminationStatus
     }
 
