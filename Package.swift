@@ -122,6 +122,7 @@ let package = Package(
                 .embedInCode("0003_message_log_indexes.sql"),
                 .embedInCode("0004_logs_and_stats.sql"),
                 .embedInCode("0005_daily_stats.sql"),
+                .embedInCode("0006_suppressions.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -66,17 +66,23 @@ struct MessagesController {
         }
 
         let recipients = send.envelopeRecipients
-        let accepted = Accepted(id: id.apiString, status: RecipientStatus.queued.rawValue,
-                                recipients: recipients.map { .init(email: $0.description, status: RecipientStatus.queued.rawValue) })
+        // Suppressed addresses are stored as `suppressed` and never attempted; the others go ahead.
+        let suppressed = try await database.suppressedAddresses(tenantID: tenant, emails: recipients.map(\.description))
+        let statuses = recipients.map {
+            suppressed[$0.description.lowercased()] == nil ? RecipientStatus.queued : RecipientStatus.suppressed
+        }
+        let accepted = Accepted(id: id.apiString, status: MessageStatus.aggregate(statuses),
+                                recipients: zip(recipients, statuses).map { .init(email: $0.description, status: $1.rawValue) })
         let responseBody = try JSONResponse.encoder.encode(accepted)
         let metadata = try JSONResponse.encoder.encode(send.metadata)
-        let message = NewMessage(
+        var message = NewMessage(
             id: id, tenantID: tenant, mailFrom: send.from.address.description, fromHeader: send.from.description,
             subject: send.subject ?? "", messageIDHeader: messageID, tags: send.tags,
             metadataJSON: String(decoding: metadata, as: UTF8.self), body: ByteBuffer(bytes: composed),
             requiresSMTPUTF8: send.from.address.requiresSMTPUTF8 || recipients.contains(where: \.requiresSMTPUTF8),
             recipients: recipients.map { ($0.description, $0.normalizedDomain) },
             lifetime: dependencies.messageLifetime)
+        message.suppressed = suppressed
         let idempotency = idempotencyKey.map {
             IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: 202,
                                responseBody: String(decoding: responseBody, as: UTF8.self))

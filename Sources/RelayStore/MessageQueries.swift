@@ -29,6 +29,9 @@ public struct NewMessage: Sendable {
     public var recipients: [(email: String, domain: String)]
     /// How long the message may stay in flight before failing as expired.
     public var lifetime: Duration
+    /// Recipients on the tenant's suppression list (lower-cased address → the list's reason): stored as
+    /// `suppressed` with that reason, never queued.
+    public var suppressed: [String: String] = [:]
 
     /// Creates a message to store.
     public init(id: UUID, tenantID: UUID, mailFrom: String, fromHeader: String, subject: String, messageIDHeader: String,
@@ -156,6 +159,10 @@ extension RelayDatabase {
         let emails = message.recipients.map(\.email)
         let domains = message.recipients.map(\.domain)
         let providers = message.recipients.map { MailboxProvider.classify(mx: nil, domain: $0.domain).rawValue }
+        let statuses = message.recipients.map {
+            message.suppressed[$0.email.lowercased()] == nil ? RecipientStatus.queued.rawValue : RecipientStatus.suppressed.rawValue
+        }
+        let reasons = message.recipients.map { message.suppressed[$0.email.lowercased()] ?? "" }
         let lifetimeSeconds = message.lifetime.seconds
         try await connection.query("""
             WITH m AS (
@@ -169,20 +176,25 @@ extension RelayDatabase {
             ), b AS (
                 INSERT INTO message_bodies (message_id, body) VALUES (\(message.id), \(message.body))
             ), r AS (
-                INSERT INTO recipients (message_id, tenant_id, email, domain, next_attempt_at)
-                SELECT \(message.id), \(message.tenantID), e, d, now()
-                FROM unnest(\(emails)::text[], \(domains)::text[]) WITH ORDINALITY AS x(e, d, n) ORDER BY n
-                RETURNING id, domain
+                INSERT INTO recipients (message_id, tenant_id, email, domain, status, next_attempt_at, reason)
+                SELECT \(message.id), \(message.tenantID), e, d, st, CASE WHEN st = 'queued' THEN now() END, NULLIF(rs, '')
+                FROM unnest(\(emails)::text[], \(domains)::text[], \(statuses)::text[], \(reasons)::text[])
+                    WITH ORDINALITY AS x(e, d, st, rs, n) ORDER BY n
+                RETURNING id, domain, status
             ), q AS (
                 INSERT INTO queue (recipient_id, message_id, domain, due_at)
-                SELECT id, \(message.id), domain, now() FROM r
+                SELECT id, \(message.id), domain, now() FROM r WHERE status = 'queued'
             ), ev AS (
-                INSERT INTO events (tenant_id, message_id, recipient_id, type)
-                SELECT \(message.tenantID), \(message.id), id, 'accepted' FROM r
+                -- Every recipient is accepted; a suppressed one is also suppressed at once (never attempted).
+                INSERT INTO events (tenant_id, message_id, recipient_id, type, reply_text)
+                SELECT \(message.tenantID), \(message.id), id, 'accepted', NULL FROM r
+                UNION ALL
+                SELECT \(message.tenantID), \(message.id), id, 'suppressed', 'the address is on the suppression list'
+                FROM r WHERE status = 'suppressed'
             ), st AS (
-                INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted)
-                SELECT \(message.tenantID), date_trunc('hour', now(), 'UTC'), d, p, count(*)
-                FROM unnest(\(domains)::text[], \(providers)::text[]) AS s(d, p) GROUP BY d, p
+                INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, suppressed)
+                SELECT \(message.tenantID), date_trunc('hour', now(), 'UTC'), d, p, count(*), count(*) FILTER (WHERE s = 'suppressed')
+                FROM unnest(\(domains)::text[], \(providers)::text[], \(statuses)::text[]) AS s(d, p, s) GROUP BY d, p
             )
             SELECT pg_notify(\(Self.queueChannel), '')
             """, logger: logger)

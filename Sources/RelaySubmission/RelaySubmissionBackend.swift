@@ -166,12 +166,14 @@ public struct RelaySubmissionBackend: SubmissionBackend {
 
         let recipients = Self.deduplicated(submission.recipients)
         let metadataJSON = String(decoding: (try? JSONEncoder().encode(metadata)) ?? Data("{}".utf8), as: UTF8.self)
-        let message = NewMessage(
+        var message = NewMessage(
             id: id, tenantID: tenant, mailFrom: submission.mailFrom,
             fromHeader: fromMailboxes.map(\.description).joined(separator: ", "), subject: subject,
             messageIDHeader: messageIDHeader ?? "", tags: tags, metadataJSON: metadataJSON, body: ByteBuffer(bytes: body),
             requiresSMTPUTF8: submission.requiresSMTPUTF8,
             recipients: recipients.map { ($0, Self.domain(of: $0)) }, lifetime: settings.messageLifetime)
+        // Suppressed addresses are stored as `suppressed` and never attempted; the others go ahead.
+        message.suppressed = try await database.suppressedAddresses(tenantID: tenant, emails: recipients)
         let idempotency = idempotencyKey.map { key in
             IdempotencyRequest(key: key, requestHash: Array(SHA256.hash(data: submission.data)),
                                statusCode: 202, responseBody: "{\"id\":\"\(id.uuidString.lowercased())\"}")

@@ -1,0 +1,100 @@
+import Foundation
+import RelayTestSupport
+import Testing
+
+/// The suppression list: its API, and that a suppressed address is never attempted while the message's other
+/// recipients go ahead (real MX peer on loopback).
+@Suite struct SuppressionTests {
+    @Test func aSuppressedRecipientIsNotAttemptedAndTheOthersAreDelivered() async throws {
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+        let relay = try await RelayHarness.start { $0.mxPort = port }
+        do {
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let added = try await relay.send(.POST, "/v1/suppressions", json: ["email": "Bob@Dest.test", "reason": "manual"])
+            #expect(added.status == 201)
+            #expect(added.json["email"] as? String == "Bob@Dest.test")
+            #expect(added.json["reason"] as? String == "manual")
+
+            // Case does not matter; the other recipient goes ahead.
+            let body: [String: any Sendable] = ["from": "alice@example.com", "to": ["bob@dest.test", "carol@dest.test"],
+                                                "subject": "s", "text": "t"]
+            let sent = try await relay.send(.POST, "/v1/messages", json: body)
+            #expect(sent.status == 202)
+            let statuses = (sent.json["recipients"] as? [[String: Any]] ?? []).map { $0["status"] as? String ?? "" }
+            #expect(statuses == ["suppressed", "queued"])
+            let id = try #require(sent.json["id"] as? String)
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients.map { $0["status"] as? String } == ["suppressed", "delivered"])
+            #expect(recipients[0]["reason"] as? String == "manual")
+            #expect(try await relay.message(id)["status"] as? String == "partially_delivered")
+            #expect(try sink.received().flatMap(\.recipients) == ["carol@dest.test"], "bob was never attempted")
+            let events = try await relay.send(.GET, "/v1/messages/\(id)/events").json["data"] as? [[String: Any]] ?? []
+            #expect(events.filter { $0["recipient"] as? String == "bob@dest.test" }.map { $0["type"] as? String } == ["accepted", "suppressed"])
+            let stats = try await relay.send(.GET, "/v1/stats").json["totals"] as? [String: Any] ?? [:]
+            #expect(stats["suppressed"] as? Int == 1)
+            #expect(stats["accepted"] as? Int == 2)
+
+            // Removed from the list, the address is attempted again.
+            #expect(try await relay.send(.DELETE, "/v1/suppressions/BOB@dest.test").status == 204)
+            #expect(try await relay.send(.DELETE, "/v1/suppressions/bob@dest.test").status == 404)
+            let again = try await relay.sendMessage(["from": "alice@example.com", "to": "bob@dest.test", "subject": "s", "text": "t"])
+            #expect(try await relay.waitUntilFinal(again).first?["status"] as? String == "delivered")
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test func theListPagesFiltersImportsExportsAndIsPerTenant() async throws {
+        let relay = try await RelayHarness.start { $0.roles = [.api] }
+        do {
+            let csv = "email,reason\r\nA1@x.test,hard_bounce\r\n\"a2@x.test\",complaint\r\nnot an address,manual\r\na3@x.test,\r\na4@x.test,bogus\r\n"
+            let imported = try await relay.send(.POST, "/v1/suppressions/import", rawBody: Array(csv.utf8),
+                                                headers: ["Content-Type": "text/csv"])
+            #expect(imported.status == 200)
+            #expect(imported.json["imported"] as? Int == 3)
+            let errors = imported.json["errors"] as? [[String: Any]] ?? []
+            #expect(errors.compactMap { $0["line"] as? Int } == [4, 6])
+
+            var seen: [String] = []
+            var cursor: String?
+            repeat {
+                let page = try await relay.send(.GET, "/v1/suppressions?limit=2" + (cursor.map { "&cursor=\($0)" } ?? "")).json
+                seen += (page["data"] as? [[String: Any]] ?? []).compactMap { $0["email"] as? String }
+                cursor = page["next_cursor"] as? String
+            } while cursor != nil
+            #expect(Set(seen) == ["A1@x.test", "a2@x.test", "a3@x.test"])
+            #expect(seen.count == 3)
+            let complaints = try await relay.send(.GET, "/v1/suppressions?reason=complaint").json["data"] as? [[String: Any]] ?? []
+            #expect(complaints.compactMap { $0["email"] as? String } == ["a2@x.test"])
+            let one = try await relay.send(.GET, "/v1/suppressions?email=a1@X.TEST").json["data"] as? [[String: Any]] ?? []
+            #expect(one.first?["reason"] as? String == "hard_bounce")
+
+            let export = try await relay.send(.GET, "/v1/suppressions/export")
+            #expect(export.status == 200)
+            #expect(export.headers.contains { $0.0.lowercased() == "content-type" && $0.1.hasPrefix("text/csv") })
+            let rows = export.text.split(separator: "\r\n")
+            #expect(rows.first == "email,reason,source_message_id,created_at,expires_at")
+            #expect(rows.count == 4)
+            #expect(rows.contains { $0.hasPrefix("a3@x.test,manual,,") })
+
+            #expect(try await relay.send(.POST, "/v1/suppressions", json: ["email": "nope"]).errorField == "email")
+            #expect(try await relay.send(.POST, "/v1/suppressions", json: ["email": "b@x.test", "reason": "whim"]).errorField == "reason")
+            let unknownField: [String: any Sendable] = ["email": "b@x.test", "extra": 1]
+            #expect(try await relay.send(.POST, "/v1/suppressions", json: unknownField).status == 422)
+
+            let (_, otherKey) = try await relay.database.createTenant(name: "other")
+            #expect((try await relay.send(.GET, "/v1/suppressions", bearer: otherKey).json["data"] as? [Any])?.isEmpty == true)
+            #expect(try await relay.send(.DELETE, "/v1/suppressions/a3@x.test", bearer: otherKey).status == 404)
+        } catch {
+            try? await relay.stop()
+            throw error
+        }
+        try await relay.stop()
+    }
+}
