@@ -112,6 +112,12 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
+        // Bounce, complaint and auto-reply parsing: RFC 3464 DSNs, MTA formats, RFC 5965 ARF. Pure, no I/O.
+        .target(
+            name: "BounceParser",
+            dependencies: ["MailMessage", "RelayCore"],
+            swiftSettings: swiftSettings
+        ),
         // Numbered SQL migrations, embedded into the binary.
         .target(
             name: "RelayMigrations",
@@ -197,7 +203,7 @@ let package = Package(
         .executableTarget(
             name: "relay",
             dependencies: [
-                "RelayApp",
+                "RelayApp", "BounceParser",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -230,6 +236,8 @@ let package = Package(
         .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
+        .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayQueueTests",
             dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore"],
