@@ -193,6 +193,10 @@ public final class DeliveryWorker: Service, Sendable {
             completion.remoteIP = result.remoteIP
             completion.tlsVersion = result.tlsVersion
             completion.provider = provider
+            // A hard bounce (the address or its domain is bad for good, see BounceClassifier) is never mailed again.
+            if completion.status == .bounced, let reply = completion.reply {
+                completion.suppress = BounceClassifier.classify(reply).type == .hard
+            }
             logOutcome(completion, recipient: recipient)
             if completion.status != .queued {
                 metrics?.deliveryFinished(result: completion.status.rawValue, replyCode: completion.reply?.code,

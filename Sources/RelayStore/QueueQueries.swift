@@ -55,6 +55,8 @@ public struct CompletedDelivery: Sendable {
     public var tlsVersion: String?
     /// The mailbox provider, for the statistics.
     public var provider: MailboxProvider
+    /// Whether the address goes on the tenant's suppression list (a hard bounce), with the message as source.
+    public var suppress: Bool = false
 
     /// Creates the value.
     public init(recipientID: Int64, status: RecipientStatus, countsAsAttempt: Bool, nextAttemptAt: Date?,
@@ -165,6 +167,7 @@ extension RelayDatabase {
         let remoteIPs = sorted.map { $0.remoteIP ?? "" }
         let tlsVersions = sorted.map { $0.tlsVersion ?? "" }
         let providers = sorted.map(\.provider.rawValue)
+        let suppress = sorted.map(\.suppress)
 
         let attemptRowIDs = attempts.map(\.id)
         let attemptTenants = attempts.map(\.tenantID)
@@ -181,9 +184,9 @@ extension RelayDatabase {
                 SELECT * FROM unnest(\(ids)::bigint[], \(statuses)::text[], \(increments)::int[], \(nexts)::timestamptz[],
                                      \(codes)::int[], \(enhanced)::text[], \(texts)::text[], \(mxs)::text[],
                                      \(reasons)::text[], \(durations)::int[], \(attemptIDs)::text[], \(remoteIPs)::text[],
-                                     \(tlsVersions)::text[], \(providers)::text[])
+                                     \(tlsVersions)::text[], \(providers)::text[], \(suppress)::bool[])
                     AS o(id, status, inc, next_at, code, enhanced, text, mx, reason, duration, attempt_id, remote_ip,
-                         tls_version, provider)
+                         tls_version, provider, suppress)
             ), kept AS (
                 UPDATE queue q SET due_at = o.next_at, lease_owner = NULL
                 FROM o WHERE q.recipient_id = o.id AND q.lease_owner = \(owner) AND o.status IN ('queued', 'deferred')
@@ -207,11 +210,18 @@ extension RelayDatabase {
                     updated_at = now()
                 FROM o JOIN owned ON owned.recipient_id = o.id
                 WHERE r.id = o.id
-                RETURNING r.id, r.message_id, r.tenant_id, r.attempts, r.domain
+                RETURNING r.id, r.message_id, r.tenant_id, r.attempts, r.domain, r.email
             ), written AS (
                 SELECT upd.*, o.status, o.code, o.enhanced, o.text, o.mx, o.duration, o.attempt_id, o.remote_ip,
-                       o.tls_version, o.provider
+                       o.tls_version, o.provider, o.suppress
                 FROM upd JOIN o ON o.id = upd.id WHERE o.status <> 'queued'
+            ), suppressed AS (
+                -- A hard bounce puts the address on the tenant's list (an existing entry is kept as it is).
+                INSERT INTO suppressions (tenant_id, email_lower, email, reason, source_message_id)
+                SELECT DISTINCT ON (tenant_id, lower(email)) tenant_id, lower(email), email, 'hard_bounce', message_id
+                FROM written WHERE suppress
+                ORDER BY tenant_id, lower(email)
+                ON CONFLICT (tenant_id, email_lower) DO NOTHING
             ), ev AS (
                 INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, attempt_id, mx, remote_ip, tls_version,
                                     reply_code, reply_enhanced, reply_text, duration_ms)

@@ -97,4 +97,38 @@ import Testing
         }
         try await relay.stop()
     }
+
+    /// An MX that answers 550 5.1.1 → hard bounce → on the list → the next message to the address is suppressed;
+    /// a content rejection (554 5.6.0, soft: the address is fine) does not suppress.
+    @Test func aHardBounceSuppressesTheAddressAndAContentRejectionDoesNot() async throws {
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+        let relay = try await RelayHarness.start { $0.mxPort = port }
+        do {
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let first = try await relay.sendMessage(["from": "alice@example.com", "to": "bounce@dest.test", "subject": "s", "text": "t"])
+            let content = try await relay.sendMessage(["from": "alice@example.com", "to": "datafail@dest.test", "subject": "s", "text": "t"])
+            #expect(try await relay.waitUntilFinal(first).first?["status"] as? String == "bounced")
+            #expect(try await relay.waitUntilFinal(content).first?["status"] as? String == "bounced")
+
+            let listed = try await relay.send(.GET, "/v1/suppressions").json["data"] as? [[String: Any]] ?? []
+            #expect(listed.count == 1)
+            #expect(listed.first?["email"] as? String == "bounce@dest.test")
+            #expect(listed.first?["reason"] as? String == "hard_bounce")
+            #expect(listed.first?["source_message_id"] as? String == first)
+
+            let again = try await relay.send(.POST, "/v1/messages", json: [
+                "from": "alice@example.com", "to": "Bounce@dest.test", "subject": "s", "text": "t"])
+            #expect((again.json["recipients"] as? [[String: Any]])?.first?["status"] as? String == "suppressed")
+            let sentTo = try sink.received().flatMap(\.recipients)
+            #expect(!sentTo.contains { $0.lowercased() == "bounce@dest.test" }, "550 at RCPT: nothing was ever accepted for it")
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
 }
