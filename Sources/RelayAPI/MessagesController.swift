@@ -127,7 +127,8 @@ struct MessagesController {
         var record: RecipientRecord
         enum CodingKeys: String, CodingKey {
             case email, status, attempts, nextAttemptAt = "next_attempt_at", lastReply = "last_reply",
-                 lastError = "last_error", mx, reason, updatedAt = "updated_at"
+                 lastError = "last_error", mx, reason, bounceType = "bounce_type", bounceReason = "bounce_reason",
+                 updatedAt = "updated_at"
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -139,6 +140,10 @@ struct MessagesController {
             try container.encode(record.lastReply == nil ? record.lastText : nil, forKey: .lastError)
             try container.encode(record.lastMX, forKey: .mx)
             try container.encode(record.reason, forKey: .reason)
+            let bounce = BounceClassifier.classify(outcome: record.status.rawValue, reply: record.lastReply,
+                                                   failureReason: record.reason)
+            try container.encode(bounce?.type.rawValue, forKey: .bounceType)
+            try container.encode(bounce?.reason.rawValue, forKey: .bounceReason)
             try container.encode(RFC3339.format(record.updatedAt), forKey: .updatedAt)
         }
     }

@@ -138,13 +138,16 @@ struct StatsJSON: Encodable {
 
     struct ErrorJSON: Encodable {
         var error: StatsError
-        enum CodingKeys: String, CodingKey { case code, enhanced, sample, count }
+        enum CodingKeys: String, CodingKey { case code, enhanced, sample, count, reason, bounceType = "bounce_type" }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
             try container.encode(error.code, forKey: .code)
             try container.encode(error.enhanced, forKey: .enhanced)
             try container.encode(error.sample, forKey: .sample)
             try container.encode(error.count, forKey: .count)
+            let bounce = BounceClassifier.classify(code: error.code, enhanced: error.enhanced, text: error.sample)
+            try container.encode(bounce.reason.rawValue, forKey: .reason)
+            try container.encode(bounce.type.rawValue, forKey: .bounceType)
         }
     }
 

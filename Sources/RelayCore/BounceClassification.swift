@@ -334,3 +334,29 @@ public enum BounceClassifier {
         }
     }
 }
+
+extension BounceClassifier {
+    /// The classification of a recipient's state or of an event, derived from what is stored (status or event
+    /// type, SMTP reply, failure label), so that every view classifies the same way and nothing extra is
+    /// stored. Nil when nothing failed (accepted, queued, delivered, suppressed, …).
+    public static func classify(outcome: String, reply: DeliveryReply?, failureReason: String?) -> BounceClassification? {
+        switch outcome {
+        case "bounced", "deferred", "failed":
+            break
+        default:
+            return nil
+        }
+        if let reply, reply.code >= 400 {
+            return classify(reply)
+        }
+        switch failureReason {
+        case "domain_not_found", "null_mx":
+            // NXDOMAIN or a null MX (RFC 7505): the domain does not receive mail.
+            return BounceClassification(permanent: true, reason: .domainNotFound, type: .hard)
+        case "expired":
+            return BounceClassification(permanent: true, reason: .other, type: .soft)
+        default:
+            return networkFailure
+        }
+    }
+}

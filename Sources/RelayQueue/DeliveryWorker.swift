@@ -221,6 +221,11 @@ public final class DeliveryWorker: Service, Sendable {
             "duration_ms": "\(completion.durationMs)",
         ]
         if let mx = completion.mx { metadata["mx"] = "\(mx)" }
+        if let bounce = BounceClassifier.classify(outcome: completion.status.rawValue, reply: completion.reply,
+                                                  failureReason: completion.reason) {
+            metadata["bounce_type"] = "\(bounce.type.rawValue)"
+            metadata["bounce_reason"] = "\(bounce.reason.rawValue)"
+        }
         if let ip = completion.remoteIP { metadata["remote_ip"] = "\(ip)" }
         if let tls = completion.tlsVersion { metadata["tls"] = "\(tls)" }
         if let reply = completion.reply {

@@ -89,6 +89,14 @@ import Testing
             #expect(bounceEvents.first?["reply_code"] as? Int == 550)
             #expect(bounceEvents.first?["enhanced_code"] as? String == "5.1.1")
             #expect(bounceEvents.first?["message_id"] as? String == scenario.bounced)
+            #expect(bounceEvents.first?["bounce_type"] as? String == "hard")
+            #expect(bounceEvents.first?["bounce_reason"] as? String == "mailbox_unknown")
+            #expect(bounceEvents.last?["bounce_type"] is NSNull, "an accept is not a bounce")
+            let deferredEvent = try await relay.send(.GET, "/v1/events?type=deferred").json["data"] as? [[String: Any]] ?? []
+            #expect(deferredEvent.first?["bounce_type"] as? String == "soft")
+            let bouncedRecipient = try await relay.recipients(scenario.bounced).first
+            #expect(bouncedRecipient?["bounce_type"] as? String == "hard")
+            #expect(bouncedRecipient?["bounce_reason"] as? String == "mailbox_unknown")
 
             // The transcript says exactly what the server answered, and never carries the message.
             let attempts = try await relay.send(.GET, "/v1/messages/\(scenario.bounced)/attempts").json["data"] as? [[String: Any]] ?? []
@@ -126,7 +134,8 @@ import Testing
             let series = stats.json["series"] as? [[String: Any]] ?? []
             #expect(series.reduce(0) { $0 + ($1["delivered"] as? Int ?? 0) } == 4)
             let errors = stats.json["top_errors"] as? [[String: Any]] ?? []
-            #expect(errors.contains { $0["code"] as? Int == 550 && $0["enhanced"] as? String == "5.1.1" && $0["count"] as? Int == 1 })
+            #expect(errors.contains { $0["code"] as? Int == 550 && $0["enhanced"] as? String == "5.1.1" && $0["count"] as? Int == 1
+                                      && $0["reason"] as? String == "mailbox_unknown" && $0["bounce_type"] as? String == "hard" })
             #expect(errors.contains { $0["code"] as? Int == 451 && $0["count"] as? Int == 1 })
             let providers = stats.json["providers"] as? [[String: Any]] ?? []
             let google = providers.first { $0["provider"] as? String == "google" }

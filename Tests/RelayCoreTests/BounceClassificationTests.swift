@@ -139,4 +139,19 @@ struct ReplyFixture: Sendable, CustomTestStringConvertible {
             "message_too_large", "tls_required", "auth_required", "content_rejected", "network", "other",
         ])
     }
+
+    @Test func outcomesAreClassifiedFromWhatIsStored() {
+        let unknown = DeliveryReply(code: 550, enhanced: "5.1.1", text: "User unknown")
+        #expect(BounceClassifier.classify(outcome: "bounced", reply: unknown, failureReason: nil)?.type == .hard)
+        #expect(BounceClassifier.classify(outcome: "delivered", reply: DeliveryReply(code: 250, enhanced: nil, text: "ok"),
+                                          failureReason: nil) == nil)
+        #expect(BounceClassifier.classify(outcome: "accepted", reply: nil, failureReason: nil) == nil)
+        #expect(BounceClassifier.classify(outcome: "suppressed", reply: nil, failureReason: "hard_bounce") == nil)
+        #expect(BounceClassifier.classify(outcome: "deferred", reply: nil, failureReason: nil) == BounceClassifier.networkFailure)
+        let nxdomain = BounceClassifier.classify(outcome: "failed", reply: nil, failureReason: "domain_not_found")
+        #expect(nxdomain?.reason == .domainNotFound && nxdomain?.type == .hard)
+        let expired = BounceClassifier.classify(outcome: "failed", reply: DeliveryReply(code: 451, enhanced: "4.3.0", text: "later"),
+                                                failureReason: "expired")
+        #expect(expired?.type == .soft)
+    }
 }
