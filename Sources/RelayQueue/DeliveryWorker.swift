@@ -132,7 +132,17 @@ public final class DeliveryWorker: Service, Sendable {
                 continue
             }
             inFlight.withLock { $0.formUnion(claimed.map(\.recipientID)) }
-            var groups = DeliveryGroup.make(from: claimed)[...]
+            // Addresses listed since their message was accepted are not attempted.
+            let listed = claimed.filter { $0.suppressedReason != nil }
+            if !listed.isEmpty {
+                writer.submit(listed.map {
+                    CompletedDelivery(recipientID: $0.recipientID, status: .suppressed, countsAsAttempt: false, nextAttemptAt: nil,
+                                      reply: nil, detail: "the address is on the suppression list", mx: nil,
+                                      reason: $0.suppressedReason, durationMs: 0,
+                                      provider: MailboxProvider.classify(mx: nil, domain: $0.domain))
+                })
+            }
+            var groups = DeliveryGroup.make(from: claimed.filter { $0.suppressedReason == nil })[...]
             while let group = groups.popFirst() {
                 await slots.acquire()
                 if stopping.load(ordering: .relaxed) {

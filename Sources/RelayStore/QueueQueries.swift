@@ -15,10 +15,14 @@ public struct ClaimedRecipient: Sendable, Hashable {
     public var mailFrom: String
     public var requiresSMTPUTF8: Bool
     public var expiresAt: Date
+    /// The suppression list's reason when the address was listed after the message was accepted: then it is
+    /// not attempted.
+    public var suppressedReason: String?
 
     /// Creates the value (the store builds these from claim rows; tests build them directly).
     public init(recipientID: Int64, messageID: UUID, tenantID: UUID, email: String, domain: String, attempts: Int,
-                mailFrom: String, requiresSMTPUTF8: Bool, expiresAt: Date) {
+                mailFrom: String, requiresSMTPUTF8: Bool, expiresAt: Date, suppressedReason: String? = nil) {
+        self.suppressedReason = suppressedReason
         self.recipientID = recipientID
         self.messageID = messageID
         self.tenantID = tenantID
@@ -128,16 +132,20 @@ extension RelayDatabase {
                 FROM due WHERE q.recipient_id = due.recipient_id
                 RETURNING q.recipient_id, q.message_id, q.domain
             )
-            SELECT c.recipient_id, c.message_id, m.tenant_id, r.email, c.domain, r.attempts, m.mail_from, m.smtputf8, m.expires_at
+            SELECT c.recipient_id, c.message_id, m.tenant_id, r.email, c.domain, r.attempts, m.mail_from, m.smtputf8, m.expires_at,
+                   -- Listed since the accept (e.g. a hard bounce of another message): not to be attempted.
+                   (SELECT s.reason FROM suppressions s
+                    WHERE s.tenant_id = m.tenant_id AND s.email_lower = lower(r.email)
+                      AND (s.expires_at IS NULL OR s.expires_at > now()))
             FROM claimed c JOIN recipients r ON r.id = c.recipient_id JOIN messages m ON m.id = c.message_id
             ORDER BY c.message_id, c.domain, c.recipient_id
             """, logger: logger)
         var claimed: [ClaimedRecipient] = []
-        for try await (id, messageID, tenantID, email, domain, attempts, mailFrom, utf8, expires) in rows.decode(
-            (Int64, UUID, UUID, String, String, Int, String, Bool, Date).self) {
+        for try await (id, messageID, tenantID, email, domain, attempts, mailFrom, utf8, expires, suppressed) in rows.decode(
+            (Int64, UUID, UUID, String, String, Int, String, Bool, Date, String?).self) {
             claimed.append(ClaimedRecipient(recipientID: id, messageID: messageID, tenantID: tenantID, email: email,
                                             domain: domain, attempts: attempts, mailFrom: mailFrom,
-                                            requiresSMTPUTF8: utf8, expiresAt: expires))
+                                            requiresSMTPUTF8: utf8, expiresAt: expires, suppressedReason: suppressed))
         }
         return claimed
     }
@@ -231,12 +239,12 @@ extension RelayDatabase {
                 FROM written
             ), counts AS (
                 INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, delivered, deferred, bounced_hard,
-                                                  bounced_soft, failed)
+                                                  bounced_soft, failed, suppressed)
                 SELECT tenant_id, date_trunc('hour', now(), 'UTC'), domain, provider,
                        count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'deferred'),
                        count(*) FILTER (WHERE status = 'bounced'),
                        count(*) FILTER (WHERE status = 'deferred' AND code BETWEEN 400 AND 499),
-                       count(*) FILTER (WHERE status = 'failed')
+                       count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'suppressed')
                 FROM written GROUP BY tenant_id, domain, provider
             ), latency AS (
                 INSERT INTO stats_latency_pending (tenant_id, hour, bucket, count)

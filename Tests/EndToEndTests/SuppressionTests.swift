@@ -131,4 +131,38 @@ import Testing
         try await relay.stop()
         await sink.stop()
     }
+
+    /// An address listed after its message was accepted (here while it waits for a retry) is not attempted again.
+    @Test func anAddressListedWhileItsMessageWaitsIsNotAttemptedAgain() async throws {
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+        let relay = try await RelayHarness.start { configuration in
+            configuration.mxPort = port
+            configuration.retryPolicy.initialDelay = .seconds(3)
+            configuration.retryPolicy.maximumDelay = .seconds(3)
+        }
+        do {
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            // "defer…" is greylisted once by the sink, then accepted.
+            let id = try await relay.sendMessage(["from": "alice@example.com", "to": "defer-later@dest.test", "subject": "s", "text": "t"])
+            try await waitUntil("the first attempt is deferred") {
+                try await relay.recipients(id).first?["status"] as? String == "deferred"
+            }
+            #expect(try await relay.send(.POST, "/v1/suppressions", json: ["email": "defer-later@dest.test", "reason": "complaint"]).status == 201)
+            let final = try await relay.waitUntilFinal(id)
+            #expect(final.first?["status"] as? String == "suppressed")
+            #expect(final.first?["reason"] as? String == "complaint")
+            #expect(final.first?["attempts"] as? Int == 1, "the retry was not made")
+            #expect(try sink.received().isEmpty)
+            let events = try await relay.send(.GET, "/v1/messages/\(id)/events").json["data"] as? [[String: Any]] ?? []
+            #expect(events.map { $0["type"] as? String } == ["accepted", "deferred", "suppressed"])
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
 }
