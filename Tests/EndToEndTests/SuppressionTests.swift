@@ -1,17 +1,41 @@
 import Foundation
+import RelayApp
 import RelayTestSupport
 import Testing
 
 /// The suppression list: its API, and that a suppressed address is never attempted while the message's other
 /// recipients go ahead (real MX peer on loopback).
 @Suite struct SuppressionTests {
-    @Test func aSuppressedRecipientIsNotAttemptedAndTheOthersAreDelivered() async throws {
+    /// A Relay whose dest.test MX (mx1.dest.test, 127.0.0.2) is a recording sink; both stopped afterwards.
+    func withDestination(_ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
+                         _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
         let port = try mxPort()
         let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
-        let relay = try await RelayHarness.start { $0.mxPort = port }
+        let relay: RelayHarness
         do {
-            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            relay = try await RelayHarness.start { configuration in
+                configuration.mxPort = port
+                configure(&configuration)
+            }
+        } catch {
+            await sink.stop()
+            throw error
+        }
+        relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+        relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+        do {
+            try await body(relay, sink)
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
+
+    @Test func aSuppressedRecipientIsNotAttemptedAndTheOthersAreDelivered() async throws {
+        try await withDestination { relay, sink in
             let added = try await relay.send(.POST, "/v1/suppressions", json: ["email": "Bob@Dest.test", "reason": "manual"])
             #expect(added.status == 201)
             #expect(added.json["email"] as? String == "Bob@Dest.test")
@@ -41,13 +65,7 @@ import Testing
             #expect(try await relay.send(.DELETE, "/v1/suppressions/bob@dest.test").status == 404)
             let again = try await relay.sendMessage(["from": "alice@example.com", "to": "bob@dest.test", "subject": "s", "text": "t"])
             #expect(try await relay.waitUntilFinal(again).first?["status"] as? String == "delivered")
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
         }
-        try await relay.stop()
-        await sink.stop()
     }
 
     @Test func theListPagesFiltersImportsExportsAndIsPerTenant() async throws {
@@ -101,12 +119,7 @@ import Testing
     /// An MX that answers 550 5.1.1 → hard bounce → on the list → the next message to the address is suppressed;
     /// a content rejection (554 5.6.0, soft: the address is fine) does not suppress.
     @Test func aHardBounceSuppressesTheAddressAndAContentRejectionDoesNot() async throws {
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
-        let relay = try await RelayHarness.start { $0.mxPort = port }
-        do {
-            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+        try await withDestination { relay, sink in
             let first = try await relay.sendMessage(["from": "alice@example.com", "to": "bounce@dest.test", "subject": "s", "text": "t"])
             let content = try await relay.sendMessage(["from": "alice@example.com", "to": "datafail@dest.test", "subject": "s", "text": "t"])
             #expect(try await relay.waitUntilFinal(first).first?["status"] as? String == "bounced")
@@ -123,27 +136,15 @@ import Testing
             #expect((again.json["recipients"] as? [[String: Any]])?.first?["status"] as? String == "suppressed")
             let sentTo = try sink.received().flatMap(\.recipients)
             #expect(!sentTo.contains { $0.lowercased() == "bounce@dest.test" }, "550 at RCPT: nothing was ever accepted for it")
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
         }
-        try await relay.stop()
-        await sink.stop()
     }
 
     /// An address listed after its message was accepted (here while it waits for a retry) is not attempted again.
     @Test func anAddressListedWhileItsMessageWaitsIsNotAttemptedAgain() async throws {
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
-        let relay = try await RelayHarness.start { configuration in
-            configuration.mxPort = port
+        try await withDestination({ configuration in
             configuration.retryPolicy.initialDelay = .seconds(3)
             configuration.retryPolicy.maximumDelay = .seconds(3)
-        }
-        do {
-            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+        }) { relay, sink in
             // "defer…" is greylisted once by the sink, then accepted.
             let id = try await relay.sendMessage(["from": "alice@example.com", "to": "defer-later@dest.test", "subject": "s", "text": "t"])
             try await waitUntil("the first attempt is deferred") {
@@ -157,12 +158,6 @@ import Testing
             #expect(try sink.received().isEmpty)
             let events = try await relay.send(.GET, "/v1/messages/\(id)/events").json["data"] as? [[String: Any]] ?? []
             #expect(events.map { $0["type"] as? String } == ["accepted", "deferred", "suppressed"])
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
         }
-        try await relay.stop()
-        await sink.stop()
     }
 }
