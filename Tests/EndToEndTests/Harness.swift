@@ -200,3 +200,35 @@ final class RelayHarness: Sendable {
 
 /// A port that is free on 127.0.0.1, used for every loopback MX address of one test (127.0.0.N:port).
 func mxPort() throws -> Int { try freePort() }
+
+extension RelayHarness {
+    /// A Relay whose `dest.test` is served by one MX (`exchange` at `address`) that is a recording sink; both are
+    /// stopped afterwards, also when `body` throws.
+    static func withDestination(address: String = "127.0.0.2", exchange: String = "mx1.dest.test", smtp: Bool = false,
+                                _ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
+                                _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
+        let port = try mxPort()
+        let sink = try await RecordingSMTPSink.start(host: address, port: port)
+        let relay: RelayHarness
+        do {
+            relay = try await RelayHarness.start(smtp: smtp) { configuration in
+                configuration.mxPort = port
+                configure(&configuration)
+            }
+        } catch {
+            await sink.stop()
+            throw error
+        }
+        relay.dns.set("dest.test", [.mx(preference: 10, exchange: exchange)])
+        relay.dns.set(exchange, [.a(address)])
+        do {
+            try await body(relay, sink)
+        } catch {
+            try? await relay.stop()
+            await sink.stop()
+            throw error
+        }
+        try await relay.stop()
+        await sink.stop()
+    }
+}

@@ -30,12 +30,7 @@ import Testing
     }
 
     @Test func deliveriesRequestsAndTheQueueAreCounted() async throws {
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
-        let relay = try await RelayHarness.start { $0.mxPort = port }
-        do {
-            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+        try await RelayHarness.withDestination { relay, sink in
             // One after the other, so that the second reuses the first one's connection.
             let ok = try await relay.sendMessage(["from": "alice@example.com", "to": "bob@dest.test", "subject": "s", "text": "t"])
             try await relay.waitUntilFinal(ok)
@@ -60,12 +55,6 @@ import Testing
                     "the pooled connection (a second one only if the first was lost)")
             #expect(value(samples, "relay_smtp_sessions_active", ["direction": "inbound"]) == 0)
             #expect(value(samples, "relay_db_connections", ["state": "max"]) == 20)
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
         }
-        try await relay.stop()
-        await sink.stop()
     }
 }

@@ -10,25 +10,9 @@ import Testing
 /// byte for byte with what the client sent, after the headers Relay adds.
 @Suite struct SubmissionTests {
     /// A relay with SMTP listeners, and `dest.test` delivered to a recording sink.
-    func withSubmission(_ configure: (inout RelayConfiguration) -> Void = { _ in },
+    func withSubmission(_ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
                         _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.10", port: port)
-        let relay = try await RelayHarness.start(smtp: true) { configuration in
-            configuration.mxPort = port
-            configure(&configuration)
-        }
-        relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx.dest.test")])
-        relay.dns.set("mx.dest.test", [.a("127.0.0.10")])
-        do {
-            try await body(relay, sink)
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
-        }
-        try await relay.stop()
-        await sink.stop()
+        try await RelayHarness.withDestination(address: "127.0.0.10", exchange: "mx.dest.test", smtp: true, configure, body)
     }
 
     func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
@@ -72,6 +56,23 @@ import Testing
             #expect(text.hasPrefix("Received: from client.test"), "Relay prepends its Received header")
             #expect(text.hasSuffix(Self.fixedMessageAsReceived), "the rest arrives exactly as submitted (dot-stuffing undone and redone)")
             #expect(text.contains("with ESMTPSA"))
+        }
+    }
+
+    /// Over SMTP as over HTTP: a recipient on the suppression list is accepted, stored as suppressed and never
+    /// attempted, while the message's other recipient is delivered.
+    @Test func aSuppressedRecipientSubmittedOverSMTPIsNotAttempted() async throws {
+        try await withSubmission { relay, sink in
+            #expect(try await relay.send(.POST, "/v1/suppressions", json: ["email": "bob@dest.test"]).status == 201)
+            let (status, output) = try await swaks(relay, port: relay.submissionPort!,
+                                                   ["--tls", "--auth", "PLAIN", "--to", "bob@dest.test,carol@dest.test"],
+                                                   data: Self.fixedMessage)
+            #expect(status == 0, "\(output)")
+            let id = try #require(Self.messageID(in: output), "\(output)")
+            let recipients = try await relay.waitUntilFinal(id)
+            #expect(recipients.map { $0["status"] as? String } == ["suppressed", "delivered"])
+            #expect(recipients.first?["reason"] as? String == "manual")
+            #expect(try sink.received().flatMap(\.recipients) == ["carol@dest.test"])
         }
     }
 

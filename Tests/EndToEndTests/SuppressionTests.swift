@@ -6,36 +6,8 @@ import Testing
 /// The suppression list: its API, and that a suppressed address is never attempted while the message's other
 /// recipients go ahead (real MX peer on loopback).
 @Suite struct SuppressionTests {
-    /// A Relay whose dest.test MX (mx1.dest.test, 127.0.0.2) is a recording sink; both stopped afterwards.
-    func withDestination(_ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
-                         _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
-        let relay: RelayHarness
-        do {
-            relay = try await RelayHarness.start { configuration in
-                configuration.mxPort = port
-                configure(&configuration)
-            }
-        } catch {
-            await sink.stop()
-            throw error
-        }
-        relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-        relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
-        do {
-            try await body(relay, sink)
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
-        }
-        try await relay.stop()
-        await sink.stop()
-    }
-
     @Test func aSuppressedRecipientIsNotAttemptedAndTheOthersAreDelivered() async throws {
-        try await withDestination { relay, sink in
+        try await RelayHarness.withDestination { relay, sink in
             let added = try await relay.send(.POST, "/v1/suppressions", json: ["email": "Bob@Dest.test", "reason": "manual"])
             #expect(added.status == 201)
             #expect(added.json["email"] as? String == "Bob@Dest.test")
@@ -119,7 +91,7 @@ import Testing
     /// An MX that answers 550 5.1.1 → hard bounce → on the list → the next message to the address is suppressed;
     /// a content rejection (554 5.6.0, soft: the address is fine) does not suppress.
     @Test func aHardBounceSuppressesTheAddressAndAContentRejectionDoesNot() async throws {
-        try await withDestination { relay, sink in
+        try await RelayHarness.withDestination { relay, sink in
             let first = try await relay.sendMessage(["from": "alice@example.com", "to": "bounce@dest.test", "subject": "s", "text": "t"])
             let content = try await relay.sendMessage(["from": "alice@example.com", "to": "datafail@dest.test", "subject": "s", "text": "t"])
             #expect(try await relay.waitUntilFinal(first).first?["status"] as? String == "bounced")
@@ -141,7 +113,7 @@ import Testing
 
     /// An address listed after its message was accepted (here while it waits for a retry) is not attempted again.
     @Test func anAddressListedWhileItsMessageWaitsIsNotAttemptedAgain() async throws {
-        try await withDestination({ configuration in
+        try await RelayHarness.withDestination({ configuration in
             configuration.retryPolicy.initialDelay = .seconds(3)
             configuration.retryPolicy.maximumDelay = .seconds(3)
         }) { relay, sink in
