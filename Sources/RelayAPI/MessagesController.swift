@@ -46,7 +46,12 @@ struct MessagesController {
         let json = try JSONValue.parse(bytes)
         let send = try SendRequest(json: json)
         let senderDomain = send.from.address.normalizedDomain
-        guard try await database.hasDomain(tenantID: tenant, name: senderDomain) else {
+        let recipients = send.envelopeRecipients
+        // One round trip: the sender domain must be the tenant's; suppressed recipients are stored as
+        // `suppressed` and never attempted while the others go ahead.
+        let checks = try await database.sendChecks(tenantID: tenant, senderDomain: senderDomain,
+                                                   recipients: recipients.map(\.description))
+        guard checks.domainRegistered else {
             throw APIError(.forbidden, code: "sender_domain_not_allowed",
                            message: "the domain \(senderDomain) is not registered to this account (POST /v1/domains)",
                            field: "from")
@@ -65,9 +70,7 @@ struct MessagesController {
                            message: "the composed message is \(composed.count) bytes; the limit is \(dependencies.maxMessageBytes)")
         }
 
-        let recipients = send.envelopeRecipients
-        // Suppressed addresses are stored as `suppressed` and never attempted; the others go ahead.
-        let suppressed = try await database.suppressedAddresses(tenantID: tenant, emails: recipients.map(\.description))
+        let suppressed = checks.suppressed
         let statuses = recipients.map {
             suppressed[$0.description.lowercased()] == nil ? RecipientStatus.queued : RecipientStatus.suppressed
         }

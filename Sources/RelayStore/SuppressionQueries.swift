@@ -46,6 +46,29 @@ extension RelayDatabase {
         }
     }
 
+    /// The two checks of an HTTP send in one round trip: whether the sender domain is the tenant's, and which
+    /// recipients the tenant suppresses (as `suppressedAddresses`).
+    public func sendChecks(tenantID: UUID, senderDomain: String, recipients: [String])
+        async throws -> (domainRegistered: Bool, suppressed: [String: String]) {
+        try await withDeadline { [self] in
+            let rows = try await client.query("""
+                SELECT EXISTS (SELECT 1 FROM domains WHERE tenant_id = \(tenantID) AND name = \(senderDomain)),
+                       s.email_lower, s.reason
+                FROM (SELECT 1) AS one
+                LEFT JOIN suppressions s
+                       ON s.tenant_id = \(tenantID) AND s.email_lower = ANY(\(recipients.map { $0.lowercased() })::text[])
+                      AND (s.expires_at IS NULL OR s.expires_at > now())
+                """, logger: logger)
+            var registered = false
+            var suppressed: [String: String] = [:]
+            for try await (domain, email, reason) in rows.decode((Bool, String?, String?).self) {
+                registered = domain
+                if let email, let reason { suppressed[email] = reason }
+            }
+            return (registered, suppressed)
+        }
+    }
+
     /// Adds or replaces entries (the latest reason wins). Returns how many were written.
     @discardableResult
     public func addSuppressions(tenantID: UUID, _ entries: [Suppression]) async throws -> Int {
