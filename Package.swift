@@ -127,8 +127,7 @@ let package = Package(
                 .embedInCode("0002_smtp_auth_failures.sql"),
                 .embedInCode("0003_message_log_indexes.sql"),
                 .embedInCode("0004_logs_and_stats.sql"),
-                .embedInCode("0005_daily_stats.sql"),
-                .embedInCode("0006_suppressions.sql"),
+                .embedInCode("0005_suppressions.sql"),
             ],
             swiftSettings: swiftSettings
         ),

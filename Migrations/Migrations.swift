@@ -21,8 +21,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._003_message_log_indexes_sql, as: UTF8.self)),
     Migration(version: 4, name: "0004_logs_and_stats.sql",
               sql: String(decoding: PackageResources._004_logs_and_stats_sql, as: UTF8.self)),
-    Migration(version: 5, name: "0005_daily_stats.sql",
-              sql: String(decoding: PackageResources._005_daily_stats_sql, as: UTF8.self)),
-    Migration(version: 6, name: "0006_suppressions.sql",
-              sql: String(decoding: PackageResources._006_suppressions_sql, as: UTF8.self)),
+    Migration(version: 5, name: "0005_suppressions.sql",
+              sql: String(decoding: PackageResources._005_suppressions_sql, as: UTF8.self)),
 ]

@@ -117,7 +117,7 @@ extension RelayDatabase {
     /// Fills the delivery log with `messages` realistic messages of one tenant, accepted over the last `days`
     /// days: messages, recipients, queue rows for those still in flight, events, attempts with transcripts, and
     /// the hourly and daily statistics that summarise exactly those events (written with each chunk, so they
-    /// agree with the events after any committed chunk; no `relay_rebuild_daily_stats` needed). Deterministic for a given `seed` (the rows'
+    /// agree with the events after any committed chunk; no rebuild needed). Deterministic for a given `seed` (the rows'
     /// contents and counts; times are relative to `now`, generated ids are not reproduced).
     ///
     /// Everything is set-based SQL: one transaction per chunk of `chunkSize` messages, built in temporary tables,
@@ -677,7 +677,7 @@ extension RelayDatabase {
             deferred = s.deferred + excluded.deferred, bounced_hard = s.bounced_hard + excluded.bounced_hard,
             bounced_soft = s.bounced_soft + excluded.bounced_soft, failed = s.failed + excluded.failed
         """,
-        // The daily rollups (migration 0005) from the same events, as relay_fold_stats feeds both.
+        // The daily rollups (migration 0004) from the same events, as relay_fold_stats feeds both.
         """
         INSERT INTO stats_daily AS s (tenant_id, day, domain, provider, accepted, delivered, deferred, bounced_hard,
                                       bounced_soft, failed)
