@@ -80,6 +80,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The inbound listener's backend: bounce and complaint reports to VERP addresses, applied to their deliveries.
+        .target(
+            name: "RelayInbound",
+            dependencies: [
+                "SMTPServer", "SMTPCore", "RelayCore", "RelayStore", "BounceParser",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // DNS wire format, UDP/TCP transport, MX/A/AAAA/TXT lookups with a TTL cache.
         .target(
             name: "DNSClient",
@@ -109,7 +118,7 @@ let package = Package(
         // Domain model: recipient states, delivery outcomes, classification, retry policy.
         .target(
             name: "RelayCore",
-            dependencies: [],
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         // Bounce, complaint and auto-reply parsing: RFC 3464 DSNs, MTA formats, RFC 5965 ARF. Pure, no I/O.
@@ -128,6 +137,7 @@ let package = Package(
                 .embedInCode("0003_message_log_indexes.sql"),
                 .embedInCode("0004_logs_and_stats.sql"),
                 .embedInCode("0005_suppressions.sql"),
+                .embedInCode("0006_bounces_and_reputation.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -182,7 +192,7 @@ let package = Package(
             name: "RelayApp",
             dependencies: [
                 "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient", "SMTPServer", "RelaySubmission",
-                "RelayMetrics",
+                "RelayMetrics", "RelayInbound",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -27,6 +27,13 @@ public struct APIError: Error, HTTPResponseError, Sendable, Equatable {
         APIError(.unprocessableContent, code: "validation_failed", message: message, field: field)
     }
 
+    /// 403 `sending_paused`: the reputation guard paused the tenant (`reason`: bounce_rate or complaint_rate).
+    static func sendingPaused(reason: String) -> APIError {
+        let why = reason == "complaint_rate" ? "complaint rate" : reason == "bounce_rate" ? "bounce rate" : "reputation"
+        return APIError(.forbidden, code: "sending_paused",
+                        message: "sending is paused for this account: its \(why) passed the reputation guard's threshold; nothing was accepted. An operator resumes it with POST /admin/tenants/{id}/resume (see GET /v1/stats, `reputation`)")
+    }
+
     static let unauthorized = APIError(.unauthorized, code: "unauthorized",
                                        message: "missing or invalid API key (send Authorization: Bearer <key>)")
     static let notFound = APIError(.notFound, code: "not_found", message: "no such resource")

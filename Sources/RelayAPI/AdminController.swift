@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RelayCore
 import RelayStore
 
 /// `/admin` routes (operator only, `RELAY_ADMIN_TOKEN`).
@@ -16,6 +17,15 @@ struct AdminController {
         }
     }
 
+    struct TenantResumed: Encodable {
+        var id: String
+        var paused: Bool
+        var wasPaused: Bool
+        enum CodingKeys: String, CodingKey {
+            case id, paused, wasPaused = "was_paused"
+        }
+    }
+
     func register(on group: RouterGroup<RelayRequestContext>) {
         group.post("tenants") { request, context in
             let body = try await request.body.collect(upTo: 64 * 1024)
@@ -28,6 +38,13 @@ struct AdminController {
             let (tenant, key) = try await database.createTenant(name: name)
             context.logger.info("tenant created", metadata: ["tenant": "\(tenant.id)"])
             return try JSONResponse.make(.created, TenantCreated(id: tenant.id.apiString, name: tenant.name, apiKey: key, createdAt: tenant.createdAt))
+        }
+        // Lifts a reputation-guard pause: sending is accepted again and held mail becomes due.
+        group.post("tenants/:id/resume") { _, context in
+            guard let text = context.parameters.get("id"), let id = UUID(uuidString: text) else { throw APIError.notFound }
+            guard let wasPaused = try await database.resumeTenant(id) else { throw APIError.notFound }
+            context.logger.notice("tenant resumed", metadata: ["tenant": "\(id)", "was_paused": "\(wasPaused)"])
+            return try JSONResponse.make(.ok, TenantResumed(id: id.apiString, paused: false, wasPaused: wasPaused))
         }
     }
 }

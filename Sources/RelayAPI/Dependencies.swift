@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import RelayMetrics
 import RelayStore
 
@@ -22,12 +23,15 @@ public struct APIDependencies: Sendable {
     public var metrics: RelayMetrics
     /// Brings scrape-time gauges up to date before `/metrics` renders.
     public var refreshMetrics: @Sendable () async -> Void
+    /// The reputation guard's thresholds, for the `reputation` section of `/v1/stats`.
+    public var reputation = ReputationThresholds()
 
     /// Creates the dependencies.
     public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,
                 adminToken: String?, isReady: @escaping @Sendable () -> Bool = { true },
                 onEnqueued: @escaping @Sendable () -> Void = {}, metrics: RelayMetrics = RelayMetrics(),
-                refreshMetrics: @escaping @Sendable () async -> Void = {}) {
+                refreshMetrics: @escaping @Sendable () async -> Void = {}, reputation: ReputationThresholds = ReputationThresholds()) {
+        self.reputation = reputation
         self.metrics = metrics
         self.refreshMetrics = refreshMetrics
         self.isReady = isReady

@@ -51,6 +51,9 @@ struct MessagesController {
         // `suppressed` and never attempted while the others go ahead.
         let checks = try await database.sendChecks(tenantID: tenant, senderDomain: senderDomain,
                                                    recipients: recipients.map(\.description))
+        if let reason = checks.pausedReason {
+            throw APIError.sendingPaused(reason: reason)
+        }
         guard checks.domainRegistered else {
             throw APIError(.forbidden, code: "sender_domain_not_allowed",
                            message: "the domain \(senderDomain) is not registered to this account (POST /v1/domains)",

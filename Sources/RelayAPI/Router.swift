@@ -19,7 +19,7 @@ public func buildRouter(_ dependencies: APIDependencies, serveAPI: Bool = true) 
     MessagesController(dependencies: dependencies).register(on: v1)
     LogController(database: dependencies.database).register(on: v1)
     SuppressionsController(database: dependencies.database).register(on: v1)
-    let stats = StatsController(database: dependencies.database)
+    let stats = StatsController(database: dependencies.database, thresholds: dependencies.reputation)
     stats.register(tenantRoutes: v1)
     stats.register(adminRoutes: admin)
     return router

@@ -7,6 +7,7 @@ import RelayStore
 /// figures read from the hourly rollups.
 struct StatsController {
     let database: RelayDatabase
+    let thresholds: ReputationThresholds
 
     static let maximumRange: TimeInterval = 400 * 86_400
     static let maximumHourlyRange: TimeInterval = 31 * 86_400
@@ -20,8 +21,29 @@ struct StatsController {
             let depth = try await database.tenantQueueDepth(tenantID: tenant)
             let queue: [String: Double?] = ["queued": Double(depth.queued), "deferred": Double(depth.deferred),
                                             "total": Double(depth.queued + depth.deferred)]
-            return try JSONResponse.make(.ok, StatsJSON(window: window, report: report, queue: queue))
+            var json = StatsJSON(window: window, report: report, queue: queue)
+            json.reputation = try await reputation(tenant: tenant)
+            return try JSONResponse.make(.ok, json)
         }
+    }
+
+    /// The reputation guard's view of one tenant: paused (with the rates that paused it), warning or ok.
+    func reputation(tenant: UUID) async throws -> ReputationJSON {
+        let pause = try await database.tenantPause(tenant)
+        let window = try await database.reputationWindows(window: thresholds.window, tenantID: tenant, includePaused: true)[tenant]
+            ?? ReputationWindow(sends: 0, hardBounces: 0, complaints: 0)
+        let assessment = thresholds.assess(window)
+        var json = ReputationJSON(
+            // Past a threshold but not paused yet (the guard checks every few seconds): still only a warning.
+            state: pause != nil ? "paused" : assessment.state == .ok ? "ok" : "warning",
+            reason: pause?.reason ?? assessment.reason, pausedAt: pause.map { RFC3339.format($0.pausedAt) },
+            bounceRate: StatsJSON.rounded(pause?.bounceRate ?? assessment.bounceRate),
+            complaintRate: StatsJSON.rounded(pause?.complaintRate ?? assessment.complaintRate),
+            sends: window.sends, hardBounces: window.hardBounces, complaints: window.complaints,
+            windowHours: Int(thresholds.window.components.seconds / 3600), minimumSends: thresholds.minimumSends,
+            bounceRateThreshold: thresholds.bounceRate, complaintRateThreshold: thresholds.complaintRate)
+        if !thresholds.enabled, pause == nil { json.state = "ok" }
+        return json
     }
 
     func register(adminRoutes group: RouterGroup<RelayRequestContext>) {
@@ -82,6 +104,14 @@ struct StatsJSON: Encodable {
     let window: StatsWindow
     let report: StatsReport
     let queue: [String: Double?]
+    /// `/v1/stats` only.
+    var reputation: ReputationJSON?
+
+    init(window: StatsWindow, report: StatsReport, queue: [String: Double?]) {
+        self.window = window
+        self.report = report
+        self.queue = queue
+    }
 
     struct Counters: Encodable {
         var counters: StatsCounters
@@ -93,7 +123,7 @@ struct StatsJSON: Encodable {
             try container.encode(counters.accepted, forKey: .accepted)
             try container.encode(counters.delivered, forKey: .delivered)
             try container.encode(counters.deferred, forKey: .deferred)
-            try container.encode(counters.bouncedHard, forKey: .bounced)
+            try container.encode(counters.bouncedHard + counters.bouncedSoft, forKey: .bounced)
             try container.encode(counters.bouncedHard, forKey: .bouncedHard)
             try container.encode(counters.bouncedSoft, forKey: .bouncedSoft)
             try container.encode(counters.failed, forKey: .failed)
@@ -101,9 +131,9 @@ struct StatsJSON: Encodable {
             try container.encode(counters.complained, forKey: .complained)
         }
         static func encodeRates(_ counters: StatsCounters, into container: inout KeyedEncodingContainer<StatsJSON.CounterKeys>) throws {
-            try container.encode(DeliveryRates.deliveryRate(delivered: counters.delivered, bounced: counters.bouncedHard,
+            try container.encode(DeliveryRates.deliveryRate(delivered: counters.delivered, bounced: counters.bouncedHard + counters.bouncedSoft,
                                                             failed: counters.failed).map(rounded), forKey: .deliveryRate)
-            try container.encode(DeliveryRates.bounceRate(delivered: counters.delivered, bounced: counters.bouncedHard,
+            try container.encode(DeliveryRates.bounceRate(delivered: counters.delivered, bounced: counters.bouncedHard + counters.bouncedSoft,
                                                           failed: counters.failed).map(rounded), forKey: .bounceRate)
         }
     }
@@ -153,7 +183,7 @@ struct StatsJSON: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case since, until, bucket, totals, deliveryRate = "delivery_rate", bounceRate = "bounce_rate",
-             deliveryTime = "delivery_time_ms", series, topErrors = "top_errors", providers, domains, queue
+             deliveryTime = "delivery_time_ms", series, topErrors = "top_errors", providers, domains, queue, reputation
     }
 
     /// Rates with four decimals: enough for a percentage with two, and stable in JSON.
@@ -170,9 +200,9 @@ struct StatsJSON: Encodable {
         let series = window.bucketStarts.map { SeriesPoint(start: $0, counters: byStart[$0] ?? StatsCounters()) }
         let totals = report.series.reduce(StatsCounters()) { $0 + $1.counters }
         try container.encode(Counters(counters: totals), forKey: .totals)
-        try container.encode(DeliveryRates.deliveryRate(delivered: totals.delivered, bounced: totals.bouncedHard,
+        try container.encode(DeliveryRates.deliveryRate(delivered: totals.delivered, bounced: totals.bouncedHard + totals.bouncedSoft,
                                                         failed: totals.failed).map(Self.rounded), forKey: .deliveryRate)
-        try container.encode(DeliveryRates.bounceRate(delivered: totals.delivered, bounced: totals.bouncedHard,
+        try container.encode(DeliveryRates.bounceRate(delivered: totals.delivered, bounced: totals.bouncedHard + totals.bouncedSoft,
                                                       failed: totals.failed).map(Self.rounded), forKey: .bounceRate)
         let latencyCount = report.latencyCounts.values.reduce(0, +)
         let latency: [String: Int?] = [
@@ -189,5 +219,44 @@ struct StatsJSON: Encodable {
         try container.encode(report.domains.map { Breakdown(domain: $0.domain, provider: $0.provider, counters: $0.counters) },
                              forKey: .domains)
         try container.encode(queue, forKey: .queue)
+        if let reputation { try container.encode(reputation, forKey: .reputation) }
+    }
+}
+
+/// The `reputation` section of `/v1/stats` (see docs/api.md, "Reputation guard").
+struct ReputationJSON: Encodable {
+    var state: String
+    var reason: String?
+    var pausedAt: String?
+    var bounceRate: Double
+    var complaintRate: Double
+    var sends: Int
+    var hardBounces: Int
+    var complaints: Int
+    var windowHours: Int
+    var minimumSends: Int
+    var bounceRateThreshold: Double
+    var complaintRateThreshold: Double
+
+    enum CodingKeys: String, CodingKey {
+        case state, reason, pausedAt = "paused_at", bounceRate = "bounce_rate", complaintRate = "complaint_rate", sends,
+             hardBounces = "hard_bounces", complaints, windowHours = "window_hours", minimumSends = "minimum_sends",
+             bounceRateThreshold = "bounce_rate_threshold", complaintRateThreshold = "complaint_rate_threshold"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(state, forKey: .state)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(pausedAt, forKey: .pausedAt)
+        try container.encode(bounceRate, forKey: .bounceRate)
+        try container.encode(complaintRate, forKey: .complaintRate)
+        try container.encode(sends, forKey: .sends)
+        try container.encode(hardBounces, forKey: .hardBounces)
+        try container.encode(complaints, forKey: .complaints)
+        try container.encode(windowHours, forKey: .windowHours)
+        try container.encode(minimumSends, forKey: .minimumSends)
+        try container.encode(bounceRateThreshold, forKey: .bounceRateThreshold)
+        try container.encode(complaintRateThreshold, forKey: .complaintRateThreshold)
     }
 }

@@ -12,6 +12,7 @@ import RelayQueue
 import RelayStore
 import SMTPClient
 import SMTPServer
+import RelayInbound
 import RelaySubmission
 import ServiceLifecycle
 import Synchronization
@@ -25,7 +26,8 @@ public func buildApplication(
     database location: DatabaseLocation,
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
-    onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in }
+    onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in },
+    onInboundBound: @escaping @Sendable (Int) -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     let metrics = RelayMetrics()
@@ -44,6 +46,9 @@ public func buildApplication(
     workerConfiguration.mxPort = configuration.mxPort
     workerConfiguration.retryPolicy = configuration.retryPolicy
     workerConfiguration.leaseTime = configuration.leaseTime
+    workerConfiguration.bounceDomain = configuration.bounceDomain
+    workerConfiguration.softBounces.limit = configuration.softBounceLimit
+    workerConfiguration.softBounces.suppression = configuration.softBounceSuppression
     let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
     let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
                                 eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
@@ -63,7 +68,7 @@ public func buildApplication(
                                 maximumConnections: maximumConnections,
                                 outboundSessions: configuration.roles.contains(.worker) ? worker.openConnections : 0,
                                 inboundSessions: inboundSessions.count)
-        }), serveAPI: configuration.roles.contains(.api))
+        }, reputation: configuration.reputation), serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
     // service applies migrations, retrying until the database is reachable, then opens the gate for the API,
@@ -72,8 +77,21 @@ public func buildApplication(
     var services: [any Service] = [client, schema]
     services.append(GatedService(gate: schemaReady, service: LogMaintenanceService(
         database: database, retention: configuration.logRetention, logger: logger)))
-    if configuration.roles.contains(.smtp) {
-        services += try submissionServices(configuration: configuration, database: database, gate: schemaReady,
+    services.append(GatedService(gate: schemaReady, service: ReputationGuardService(
+        database: database, thresholds: configuration.reputation, logger: logger)))
+    let needsTLS = (configuration.roles.contains(.smtp)
+                    && (configuration.submissionAddress != nil || configuration.submissionsAddress != nil))
+        || (configuration.roles.contains(.inbound) && configuration.inboundAddress != nil)
+    let tls = needsTLS ? try smtpTLSMaterial(configuration: configuration, logger: logger) : nil
+    if let tls { services.append(TLSReloadService(materials: [tls], logger: logger)) }
+    if configuration.roles.contains(.inbound), let address = configuration.inboundAddress, let tls {
+        let listener = InboundListenerService(
+            configuration: configuration, address: address, database: database, tls: tls, eventLoopGroup: eventLoopGroup,
+            logger: logger, sessions: inboundSessions, onBound: onInboundBound)
+        services.append(GatedService(gate: schemaReady, service: listener))
+    }
+    if configuration.roles.contains(.smtp), let tls {
+        services += try submissionServices(configuration: configuration, database: database, gate: schemaReady, tls: tls,
                                            eventLoopGroup: eventLoopGroup, logger: logger,
                                            onEnqueued: {
                                                metrics.messageAccepted(source: "smtp")
@@ -95,7 +113,7 @@ public func buildApplication(
 
 /// The SMTP submission listeners (587 STARTTLS, 465 implicit TLS) sharing one certificate, and the SIGHUP
 /// reload of that certificate.
-func submissionServices(configuration: RelayConfiguration, database: RelayDatabase, gate: ReadinessGate,
+func submissionServices(configuration: RelayConfiguration, database: RelayDatabase, gate: ReadinessGate, tls: TLSMaterial,
                         eventLoopGroup: any EventLoopGroup, logger: Logger, onEnqueued: @escaping @Sendable () -> Void,
                         sessions: SessionCounter,
                         onBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void) throws -> [any Service] {
@@ -103,14 +121,11 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
                      (configuration.submissionsAddress, .implicitTLS)]
         .compactMap { address, security in address.map { ($0, security) } }
     if listeners.isEmpty { return [] }
-    let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory).standardizedFileURL.path
-    let tls = try TLSMaterial(certificatePath: configuration.tlsCertificatePath, keyPath: configuration.tlsKeyPath,
-                              hostname: configuration.hostname, generatedDirectory: dataDirectory + "/tls", logger: logger)
     var settings = RelaySubmissionBackend.Settings(hostname: configuration.hostname,
                                                    messageLifetime: configuration.retryPolicy.maximumLifetime)
     settings.authFailureLimit = configuration.smtpAuthFailures
     let backend = RelaySubmissionBackend(database: database, settings: settings, logger: logger, onEnqueued: onEnqueued)
-    var services: [any Service] = [TLSReloadService(materials: [tls], logger: logger)]
+    var services: [any Service] = []
     for (address, security) in listeners {
         let sessionConfiguration = SMTPServerConfiguration(
             hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageBytes,
@@ -122,10 +137,67 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
         sessions.add(server)
         let listener: any Service = configuration.submissionAddressesExplicit
             ? server
-            : OptionalListener(listener: server, name: "\(address.host):\(address.port)", logger: logger)
+            : OptionalListener(listener: server, name: "\(address.host):\(address.port)",
+                               variable: "RELAY_SUBMISSION_ADDR / RELAY_SUBMISSIONS_ADDR", logger: logger)
         services.append(GatedService(gate: gate, service: listener))
     }
     return services
+}
+
+/// The certificate of the SMTP listeners (submission and inbound), reloaded on SIGHUP.
+func smtpTLSMaterial(configuration: RelayConfiguration, logger: Logger) throws -> TLSMaterial {
+    let dataDirectory = URL(fileURLWithPath: configuration.dataDirectory).standardizedFileURL.path
+    return try TLSMaterial(certificatePath: configuration.tlsCertificatePath, keyPath: configuration.tlsKeyPath,
+                           hostname: configuration.hostname, generatedDirectory: dataDirectory + "/tls", logger: logger)
+}
+
+/// The inbound listener (`RELAY_INBOUND_ADDR`): an MX for bounce addresses only. It needs the VERP key, so it is
+/// built when it starts (after the migrations), not with the application.
+struct InboundListenerService: Service {
+    let configuration: RelayConfiguration
+    let address: RelayConfiguration.HostPort
+    let database: RelayDatabase
+    let tls: TLSMaterial
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    let sessions: SessionCounter
+    let onBound: @Sendable (Int) -> Void
+
+    func run() async throws {
+        let key = try await cancelWhenGracefulShutdown { try await loadSecret() }
+        let returnPath = ReturnPath(key: key, bounceDomain: configuration.bounceDomain)
+        var limits = FeedbackDecision.Limits()
+        limits.softBounceLimit = configuration.softBounceLimit
+        limits.softBounceSuppression = configuration.softBounceSuppression
+        let backend = InboundBackend(database: database, returnPath: returnPath, limits: limits, logger: logger)
+        var sessionConfiguration = SMTPServerConfiguration(
+            hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageBytes,
+            maximumRecipients: 100, offersSTARTTLS: true)
+        sessionConfiguration.mode = .inbound(acceptsRecipient: backend.acceptsRecipient)
+        let server = SMTPSubmissionServer(
+            host: address.host, port: address.port, security: .startTLS, configuration: sessionConfiguration, tls: tls,
+            backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
+            eventLoopGroup: eventLoopGroup, logger: logger, onBound: onBound)
+        sessions.add(server)
+        if configuration.inboundAddressExplicit {
+            try await server.run()
+        } else {
+            try await OptionalListener(listener: server, name: "\(address.host):\(address.port)", variable: "RELAY_INBOUND_ADDR",
+                                       logger: logger).run()
+        }
+    }
+
+    private func loadSecret() async throws -> [UInt8] {
+        var delay: Duration = .milliseconds(100)
+        while true {
+            do {
+                return try await database.secret(named: "verp")
+            } catch where error.isDatabaseUnavailable {
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
 }
 
 /// A listener on a default address: if it cannot bind (port taken, or no privilege for a port below 1024), Relay
@@ -133,13 +205,14 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
 struct OptionalListener: Service {
     let listener: SMTPSubmissionServer
     let name: String
+    let variable: String
     let logger: Logger
 
     func run() async throws {
         do {
             try await listener.run()
         } catch let error as SMTPSubmissionServerError {
-            logger.error("SMTP submission listener on \(name) is not running; set RELAY_SUBMISSION_ADDR / RELAY_SUBMISSIONS_ADDR (or off)",
+            logger.error("SMTP listener on \(name) is not running; set \(variable) (or off)",
                          metadata: ["error": "\(error)"])
             try? await gracefulShutdown()
         }

@@ -66,6 +66,23 @@ public struct RelayConfiguration: Sendable {
     /// `RELAY_LOG_FORMAT` (default `text`): `text` lines or `json` (one JSON object per line).
     public var logFormat: LogFormat = .text
 
+    /// `RELAY_BOUNCE_DOMAIN`: the domain of VERP envelope senders (`bounce+<token>@<domain>`); unset → the
+    /// `bounces.` subdomain of each message's sender domain. Its MX must point at the inbound listener.
+    public var bounceDomain: String?
+    /// `RELAY_INBOUND_ADDR` (default `0.0.0.0:25`, `off` disables): the listener for bounces and complaints.
+    public var inboundAddress: HostPort? = HostPort(host: "0.0.0.0", port: 25)
+    /// Whether `RELAY_INBOUND_ADDR` was set (then failing to bind stops Relay; the default only logs).
+    public var inboundAddressExplicit = false
+    /// `RELAY_SOFT_BOUNCE_LIMIT` (default 3): soft bounces of one address within a day that suppress it for
+    /// `RELAY_SOFT_BOUNCE_SUPPRESSION` (default 24h).
+    public var softBounceLimit: Int = 3
+    /// See `softBounceLimit`.
+    public var softBounceSuppression: Duration = .seconds(86_400)
+    /// The reputation guard: `RELAY_REPUTATION_WINDOW` (24h), `RELAY_REPUTATION_MIN_SENDS` (200),
+    /// `RELAY_REPUTATION_BOUNCE_RATE` (0.10), `RELAY_REPUTATION_COMPLAINT_RATE` (0.005); `RELAY_REPUTATION_GUARD=false`
+    /// turns it off.
+    public var reputation = ReputationThresholds()
+
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -79,6 +96,8 @@ public struct RelayConfiguration: Sendable {
         case smtp
         /// The delivery workers.
         case worker
+        /// The inbound SMTP listener for bounces and complaints (`RELAY_INBOUND_ADDR`).
+        case inbound
     }
 
     /// A listen address.
@@ -101,7 +120,9 @@ public struct RelayConfiguration: Sendable {
         "RELAY_MAX_MESSAGE_BYTES", "RELAY_LEASE_TIME", "RELAY_SMTP_VERIFY_CERTIFICATES", "RELAY_SMTP_PLAINTEXT_FALLBACK",
         "RELAY_LOG_LEVEL", "RELAY_ROLES", "RELAY_SUBMISSION_ADDR", "RELAY_SUBMISSIONS_ADDR", "RELAY_TLS_CERT", "RELAY_TLS_KEY",
         "RELAY_SMTP_AUTH_FAILURES", "RELAY_SMTP_MAX_RECIPIENTS", "RELAY_SMTP_MAX_SESSIONS", "RELAY_SMTP_COMMAND_TIMEOUT",
-        "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT",
+        "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT", "RELAY_BOUNCE_DOMAIN", "RELAY_INBOUND_ADDR", "RELAY_SOFT_BOUNCE_LIMIT",
+        "RELAY_SOFT_BOUNCE_SUPPRESSION", "RELAY_REPUTATION_GUARD", "RELAY_REPUTATION_WINDOW", "RELAY_REPUTATION_MIN_SENDS",
+        "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -211,6 +232,38 @@ public struct RelayConfiguration: Sendable {
                 throw ConfigurationError("RELAY_LOG_RETENTION must be at least 1d (logs are kept in day partitions)")
             }
             logRetention = retention
+        }
+        if let domain = value("RELAY_BOUNCE_DOMAIN") {
+            let lowered = domain.lowercased()
+            guard !lowered.contains("@"), !lowered.hasPrefix("."), !lowered.hasSuffix("."), lowered.contains("."),
+                  lowered.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." })
+            else { throw ConfigurationError("RELAY_BOUNCE_DOMAIN=\(domain) is not a domain name") }
+            bounceDomain = lowered
+        }
+        if let text = value("RELAY_INBOUND_ADDR") {
+            inboundAddressExplicit = true
+            if text.lowercased() == "off" {
+                inboundAddress = nil
+            } else {
+                let (host, port) = try Self.hostPort(text, variable: "RELAY_INBOUND_ADDR")
+                inboundAddress = HostPort(host: host, port: port)
+            }
+        }
+        if let limit = try integer("RELAY_SOFT_BOUNCE_LIMIT", minimum: 1) { softBounceLimit = limit }
+        if let duration = try duration("RELAY_SOFT_BOUNCE_SUPPRESSION") { softBounceSuppression = duration }
+        if let enabled = try boolean("RELAY_REPUTATION_GUARD") { reputation.enabled = enabled }
+        if let window = try duration("RELAY_REPUTATION_WINDOW") {
+            guard window >= .seconds(3600) else { throw ConfigurationError("RELAY_REPUTATION_WINDOW must be at least 1h") }
+            reputation.window = window
+        }
+        if let sends = try integer("RELAY_REPUTATION_MIN_SENDS", minimum: 1) { reputation.minimumSends = sends }
+        for (name, keyPath) in [("RELAY_REPUTATION_BOUNCE_RATE", \ReputationThresholds.bounceRate),
+                                ("RELAY_REPUTATION_COMPLAINT_RATE", \ReputationThresholds.complaintRate)] {
+            guard let text = value(name) else { continue }
+            guard let rate = Double(text), rate > 0, rate <= 1 else {
+                throw ConfigurationError("\(name)=\(text) must be a fraction between 0 and 1 (e.g. 0.1 for 10%)")
+            }
+            reputation[keyPath: keyPath] = rate
         }
         if let format = value("RELAY_LOG_FORMAT") {
             guard let parsed = LogFormat(rawValue: format.lowercased()) else {

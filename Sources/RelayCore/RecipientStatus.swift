@@ -13,10 +13,12 @@ public enum RecipientStatus: String, Sendable, Codable, CaseIterable {
     case bounced
     /// Relay gave up without a permanent rejection: lifetime expired, no such domain, null MX.
     case failed
-    /// Not attempted because the address is on the tenant's suppression list (later work).
+    /// Not attempted because the address is on the tenant's suppression list.
     case suppressed
     /// Canceled by the sender before delivery (later work).
     case canceled
+    /// Delivered, and then the recipient reported it as spam (a feedback report reached the inbound listener).
+    case complained
 
     /// Whether no further delivery attempt will be made.
     public var isFinal: Bool {
@@ -41,7 +43,7 @@ public enum MessageStatus {
         let first = statuses[0]
         if statuses.allSatisfy({ $0 == first }) { return first.rawValue }
         if statuses.contains(.delivered) { return "partially_delivered" }
-        for status in [RecipientStatus.bounced, .failed, .suppressed, .canceled] where statuses.contains(status) {
+        for status in [RecipientStatus.bounced, .failed, .complained, .suppressed, .canceled] where statuses.contains(status) {
             return status.rawValue
         }
         return first.rawValue

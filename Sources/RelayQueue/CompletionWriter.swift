@@ -27,11 +27,13 @@ final class CompletionWriter: Sendable {
     private let batchSize: Int
     private let flushInterval: Duration
     private let logger: Logger
+    private let softBounces: SoftBouncePolicy
     /// Called with the recipient ids whose outcome is now durable.
     private let onWritten: @Sendable ([Int64]) -> Void
 
     init(database: RelayDatabase, owner: UUID, batchSize: Int, flushInterval: Duration, logger: Logger,
-         onWritten: @escaping @Sendable ([Int64]) -> Void) {
+         softBounces: SoftBouncePolicy = SoftBouncePolicy(), onWritten: @escaping @Sendable ([Int64]) -> Void) {
+        self.softBounces = softBounces
         self.database = database
         self.owner = owner
         self.batchSize = batchSize
@@ -74,7 +76,8 @@ final class CompletionWriter: Sendable {
             }
             let outcomes = batch.flatMap(\.outcomes)
             do {
-                try await database.complete(outcomes, attempts: batch.compactMap(\.attempt), owner: owner)
+                try await database.complete(outcomes, attempts: batch.compactMap(\.attempt), owner: owner,
+                                            softBounces: softBounces)
                 failures = 0
                 onWritten(outcomes.map(\.recipientID))
             } catch {

@@ -15,9 +15,29 @@ struct DeliveryGroup: Sendable {
     var requiresSMTPUTF8: Bool
     var expiresAt: Date
     var recipients: [ClaimedRecipient]
+    /// The envelope sender of each recipient (by recipient id): its VERP bounce address, or the message's own
+    /// sender when there is no return path (unit tests).
+    var envelopeSenders: [Int64: String] = [:]
 
-    /// Groups claimed rows by (message, domain), keeping claim order.
-    static func make(from claimed: [ClaimedRecipient]) -> [DeliveryGroup] {
+    /// The recipients in SMTP transactions: those sharing an envelope sender together (at most
+    /// `limit` per transaction), in claim order. With VERP every recipient has its own.
+    func transactions(limit: Int) -> [(mailFrom: String, recipients: [ClaimedRecipient])] {
+        var order: [String] = []
+        var bySender: [String: [ClaimedRecipient]] = [:]
+        for recipient in recipients {
+            let sender = envelopeSenders[recipient.recipientID] ?? mailFrom
+            if bySender[sender] == nil { order.append(sender) }
+            bySender[sender, default: []].append(recipient)
+        }
+        return order.flatMap { sender in
+            let list = bySender[sender] ?? []
+            return stride(from: 0, to: list.count, by: limit).map { (sender, Array(list[$0..<min($0 + limit, list.count)])) }
+        }
+    }
+
+    /// Groups claimed rows by (message, domain), keeping claim order; `returnPath` gives each recipient its VERP
+    /// envelope sender.
+    static func make(from claimed: [ClaimedRecipient], returnPath: ReturnPath? = nil) -> [DeliveryGroup] {
         var order: [String] = []
         var groups: [String: DeliveryGroup] = [:]
         for recipient in claimed {
@@ -29,6 +49,10 @@ struct DeliveryGroup: Sendable {
                                             expiresAt: recipient.expiresAt, recipients: [])
             }
             groups[key]?.recipients.append(recipient)
+            if let returnPath {
+                groups[key]?.envelopeSenders[recipient.recipientID] =
+                    returnPath.envelopeSender(recipientID: recipient.recipientID, mailFrom: recipient.mailFrom)
+            }
         }
         return order.compactMap { groups[$0] }
     }
@@ -177,12 +201,10 @@ struct Deliverer: Sendable {
                 GroupAttemptResult(outcomes: outcomes, mx: host, remoteIP: address, tlsVersion: connection.tlsVersion)
             }
             var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)] = []
-            var chunks = stride(from: 0, to: group.recipients.count, by: Self.recipientsPerTransaction).map {
-                Array(group.recipients[$0..<min($0 + Self.recipientsPerTransaction, group.recipients.count)])
-            }[...]
+            var chunks = group.transactions(limit: Self.recipientsPerTransaction)[...]
             var failed = false
-            while let chunk = chunks.popFirst() {
-                let envelope = SMTPEnvelope(mailFrom: group.mailFrom, recipients: chunk.map(\.email),
+            while let (sender, chunk) = chunks.popFirst() {
+                let envelope = SMTPEnvelope(mailFrom: sender, recipients: chunk.map(\.email),
                                             requiresSMTPUTF8: group.requiresSMTPUTF8)
                 do {
                     let result = try await connection.send(envelope, message: body)
@@ -202,7 +224,7 @@ struct Deliverer: Sendable {
                         ? "outcome unknown, will retry (a duplicate is possible): \(error)"
                         : "\(error)"
                     outcomes += chunk.map { ($0, .deferred(reply: error.reply.map(DeliveryReply.init), detail: "\(host) [\(address)]: \(detail)")) }
-                    for rest in chunks {
+                    for (_, rest) in chunks {
                         outcomes += rest.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(detail)")) }
                     }
                     return .done(session(outcomes))

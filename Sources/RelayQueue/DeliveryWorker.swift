@@ -42,6 +42,8 @@ public final class DeliveryWorker: Service, Sendable {
     /// Recipient ids this node holds a lease on and has not yet written an outcome for.
     private let inFlight = Mutex(Set<Int64>())
     private let stopping = Atomic<Bool>(false)
+    /// The VERP codec, loaded from the database when the worker starts (the key is cluster-wide).
+    private let returnPath = Mutex<ReturnPath?>(nil)
 
     /// Creates a worker; nothing runs until `run()`.
     public init(database: RelayDatabase, resolver: DNSResolver, configuration: WorkerConfiguration,
@@ -70,10 +72,12 @@ public final class DeliveryWorker: Service, Sendable {
     public func run() async throws {
         let writer = CompletionWriter(
             database: database, owner: configuration.nodeID, batchSize: configuration.completionBatchSize,
-            flushInterval: configuration.completionFlushInterval, logger: logger
+            flushInterval: configuration.completionFlushInterval, logger: logger, softBounces: configuration.softBounces
         ) { [self] ids in
             self.inFlight.withLock { $0.subtract(ids) }
         }
+        // A shutdown while the database is still unreachable must not wait for it.
+        guard (try? await cancelWhenGracefulShutdown({ await self.loadReturnPath() })) == true else { return }
         logger.info("delivery worker started", metadata: [
             "node": "\(configuration.nodeID)", "concurrency": "\(configuration.concurrency)"])
         await withTaskGroup(of: Bool.self) { background in
@@ -99,6 +103,23 @@ public final class DeliveryWorker: Service, Sendable {
             try? await database.releaseLeases(owner: configuration.nodeID, recipientIDs: leftover)
         }
         logger.info("delivery worker stopped")
+    }
+
+    /// Reads the VERP key, retrying while the database is unreachable; false when shut down first.
+    private func loadReturnPath() async -> Bool {
+        var delay: Duration = .milliseconds(100)
+        while !Task.isCancelled {
+            do {
+                let key = try await database.secret(named: "verp")
+                returnPath.withLock { $0 = ReturnPath(key: key, bounceDomain: configuration.bounceDomain) }
+                return true
+            } catch {
+                logger.warning("reading the VERP key failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+        return false
     }
 
     private func claimLoop(deliveries: inout DiscardingTaskGroup, writer: CompletionWriter) async {
@@ -142,7 +163,8 @@ public final class DeliveryWorker: Service, Sendable {
                                       provider: MailboxProvider.classify(mx: nil, domain: $0.domain))
                 })
             }
-            var groups = DeliveryGroup.make(from: claimed.filter { $0.suppressedReason == nil })[...]
+            let codec = returnPath.withLock { $0 }
+            var groups = DeliveryGroup.make(from: claimed.filter { $0.suppressedReason == nil }, returnPath: codec)[...]
             while let group = groups.popFirst() {
                 await slots.acquire()
                 if stopping.load(ordering: .relaxed) {

@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayStore
 import SMTPClient
 
 /// Tunables of the delivery worker, each with its default (the configuration table in README.md names the
@@ -22,6 +23,10 @@ public struct WorkerConfiguration: Sendable {
     public var completionFlushInterval: Duration = .milliseconds(10)
     /// TCP port of MX hosts (`RELAY_MX_PORT`, default 25).
     public var mxPort: Int = 25
+    /// `RELAY_BOUNCE_DOMAIN`: the domain of VERP envelope senders; nil → `bounces.<sender domain>`.
+    public var bounceDomain: String?
+    /// `RELAY_SOFT_BOUNCE_LIMIT` / `RELAY_SOFT_BOUNCE_SUPPRESSION`: when soft bounces suppress an address.
+    public var softBounces = SoftBouncePolicy()
     /// Retry schedule and lifetime.
     public var retryPolicy: RetryPolicy = RetryPolicy()
     /// SMTP client settings (EHLO name from `RELAY_HOSTNAME`, timeouts, TLS policy).

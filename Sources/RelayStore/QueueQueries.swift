@@ -125,12 +125,22 @@ extension RelayDatabase {
     private func claimNow(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
         let rows = try await client.query("""
             WITH due AS (
-                SELECT recipient_id FROM queue WHERE due_at <= now()
+                SELECT recipient_id, message_id FROM queue WHERE due_at <= now()
                 ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            ), checked AS (
+                -- Rows of a tenant the reputation guard paused are held, not claimed: due at 'infinity' until an
+                -- admin resumes the tenant (resumeTenant makes them due again).
+                SELECT due.recipient_id,
+                       EXISTS (SELECT 1 FROM messages m JOIN tenants t ON t.id = m.tenant_id
+                               WHERE m.id = due.message_id AND t.paused_at IS NOT NULL) AS held
+                FROM due
             ), claimed AS (
-                UPDATE queue q SET due_at = now() + make_interval(secs => \(lease.seconds)), lease_owner = \(owner)
-                FROM due WHERE q.recipient_id = due.recipient_id
-                RETURNING q.recipient_id, q.message_id, q.domain
+                UPDATE queue q
+                SET due_at = CASE WHEN checked.held THEN 'infinity'::timestamptz
+                                  ELSE now() + make_interval(secs => \(lease.seconds)) END,
+                    lease_owner = CASE WHEN checked.held THEN NULL ELSE \(owner)::uuid END
+                FROM checked WHERE q.recipient_id = checked.recipient_id
+                RETURNING q.recipient_id, q.message_id, q.domain, q.lease_owner
             )
             SELECT c.recipient_id, c.message_id, m.tenant_id, r.email, c.domain, r.attempts, m.mail_from, m.smtputf8, m.expires_at,
                    -- Listed since the accept (e.g. a hard bounce of another message): not to be attempted.
@@ -138,6 +148,7 @@ extension RelayDatabase {
                     WHERE s.tenant_id = m.tenant_id AND s.email_lower = lower(r.email)
                       AND (s.expires_at IS NULL OR s.expires_at > now()))
             FROM claimed c JOIN recipients r ON r.id = c.recipient_id JOIN messages m ON m.id = c.message_id
+            WHERE c.lease_owner IS NOT NULL
             ORDER BY c.message_id, c.domain, c.recipient_id
             """, logger: logger)
         var claimed: [ClaimedRecipient] = []
@@ -157,7 +168,10 @@ extension RelayDatabase {
     /// the node that took over. Rows are given in id order so concurrent writers lock in the same order.
     /// Returns how many outcomes were applied.
     @discardableResult
-    public func complete(_ outcomes: [CompletedDelivery], attempts: [AttemptLog] = [], owner: UUID) async throws -> Int {
+    public func complete(_ outcomes: [CompletedDelivery], attempts: [AttemptLog] = [], owner: UUID,
+                         softBounces: SoftBouncePolicy = SoftBouncePolicy()) async throws -> Int {
+        let softLimit = softBounces.limit
+        let softSeconds = Double(softBounces.suppression.components.seconds)
         if outcomes.isEmpty && attempts.isEmpty { return 0 }
         let sorted = outcomes.sorted { $0.recipientID < $1.recipientID }
         let ids = sorted.map(\.recipientID)
@@ -223,13 +237,32 @@ extension RelayDatabase {
                 SELECT upd.*, o.status, o.code, o.enhanced, o.text, o.mx, o.duration, o.attempt_id, o.remote_ip,
                        o.tls_version, o.provider, o.suppress
                 FROM upd JOIN o ON o.id = upd.id WHERE o.status <> 'queued'
-            ), suppressed AS (
-                -- A hard bounce puts the address on the tenant's list (an existing entry is kept as it is).
-                INSERT INTO suppressions (tenant_id, email_lower, email, reason, source_message_id)
-                SELECT DISTINCT ON (tenant_id, lower(email)) tenant_id, lower(email), email, 'hard_bounce', message_id
-                FROM written WHERE suppress
+            ), streak AS (
+                -- A soft bounce (a 5xx about the message, not the address) counts towards the address's streak.
+                INSERT INTO soft_bounce_streaks AS s (tenant_id, email_lower, count, first_at, last_at)
+                SELECT DISTINCT ON (tenant_id, lower(email)) tenant_id, lower(email), 1, now(), now()
+                FROM written WHERE status = 'bounced' AND NOT suppress
                 ORDER BY tenant_id, lower(email)
-                ON CONFLICT (tenant_id, email_lower) DO NOTHING
+                ON CONFLICT (tenant_id, email_lower) DO UPDATE SET
+                    count = CASE WHEN s.first_at > now() - interval '1 day' THEN s.count + 1 ELSE 1 END,
+                    first_at = CASE WHEN s.first_at > now() - interval '1 day' THEN s.first_at ELSE now() END,
+                    last_at = now()
+                RETURNING s.tenant_id, s.email_lower, s.count
+            ), suppressed AS (
+                -- A hard bounce puts the address on the tenant's list for good, a soft-bounce streak for a while
+                -- (a live entry is kept as it is; an expired or expiring one gives way to a permanent one).
+                INSERT INTO suppressions AS s (tenant_id, email_lower, email, reason, source_message_id, expires_at)
+                SELECT DISTINCT ON (w.tenant_id, lower(w.email)) w.tenant_id, lower(w.email), w.email,
+                       CASE WHEN w.suppress THEN 'hard_bounce' ELSE 'soft_bounce' END, w.message_id,
+                       CASE WHEN w.suppress THEN NULL ELSE now() + make_interval(secs => \(softSeconds)) END
+                FROM written w
+                LEFT JOIN streak ON streak.tenant_id = w.tenant_id AND streak.email_lower = lower(w.email)
+                WHERE w.suppress OR (w.status = 'bounced' AND streak.count >= \(softLimit))
+                ORDER BY w.tenant_id, lower(w.email), w.suppress DESC
+                ON CONFLICT (tenant_id, email_lower) DO UPDATE SET
+                    reason = excluded.reason, source_message_id = excluded.source_message_id, created_at = now(),
+                    expires_at = excluded.expires_at
+                WHERE s.expires_at IS NOT NULL AND (s.expires_at <= now() OR excluded.expires_at IS NULL)
             ), ev AS (
                 INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, attempt_id, mx, remote_ip, tls_version,
                                     reply_code, reply_enhanced, reply_text, duration_ms)
@@ -242,8 +275,8 @@ extension RelayDatabase {
                                                   bounced_soft, failed, suppressed)
                 SELECT tenant_id, date_trunc('hour', now(), 'UTC'), domain, provider,
                        count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status = 'deferred'),
-                       count(*) FILTER (WHERE status = 'bounced'),
-                       count(*) FILTER (WHERE status = 'deferred' AND code BETWEEN 400 AND 499),
+                       count(*) FILTER (WHERE status = 'bounced' AND suppress),
+                       count(*) FILTER (WHERE status = 'bounced' AND NOT suppress),
                        count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'suppressed')
                 FROM written GROUP BY tenant_id, domain, provider
             ), latency AS (

@@ -72,6 +72,8 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
         public static let conflict = Code(raw: "conflict")
         /// The database did not answer in time.
         public static let unavailable = Code(raw: "unavailable")
+        /// A row the schema guarantees is not there (a damaged database).
+        public static let missing = Code(raw: "missing")
     }
     /// The kind of failure.
     public var code: Code

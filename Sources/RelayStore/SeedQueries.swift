@@ -667,8 +667,10 @@ extension RelayDatabase {
                                        bounced_soft, failed)
         SELECT p.tenant, date_trunc('hour', e.at, 'UTC'), d.domain, e.provider,
                count(*) FILTER (WHERE e.type = 'accepted'), count(*) FILTER (WHERE e.type = 'delivered'),
-               count(*) FILTER (WHERE e.type = 'deferred'), count(*) FILTER (WHERE e.type = 'bounced'),
-               count(*) FILTER (WHERE e.type = 'deferred' AND e.code BETWEEN 400 AND 499),
+               count(*) FILTER (WHERE e.type = 'deferred'),
+               -- The seed's hard bounces are its 5.1.x replies (unknown mailbox or domain), as BounceClassifier says.
+               count(*) FILTER (WHERE e.type = 'bounced' AND e.enhanced LIKE '5.1.%'),
+               count(*) FILTER (WHERE e.type = 'bounced' AND e.enhanced NOT LIKE '5.1.%'),
                count(*) FILTER (WHERE e.type = 'failed')
         FROM seed_e e JOIN seed_domains d ON d.dn = e.dn CROSS JOIN seed_params p
         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
@@ -683,8 +685,10 @@ extension RelayDatabase {
                                       bounced_soft, failed)
         SELECT p.tenant, date_trunc('day', e.at, 'UTC'), d.domain, e.provider,
                count(*) FILTER (WHERE e.type = 'accepted'), count(*) FILTER (WHERE e.type = 'delivered'),
-               count(*) FILTER (WHERE e.type = 'deferred'), count(*) FILTER (WHERE e.type = 'bounced'),
-               count(*) FILTER (WHERE e.type = 'deferred' AND e.code BETWEEN 400 AND 499),
+               count(*) FILTER (WHERE e.type = 'deferred'),
+               -- The seed's hard bounces are its 5.1.x replies (unknown mailbox or domain), as BounceClassifier says.
+               count(*) FILTER (WHERE e.type = 'bounced' AND e.enhanced LIKE '5.1.%'),
+               count(*) FILTER (WHERE e.type = 'bounced' AND e.enhanced NOT LIKE '5.1.%'),
                count(*) FILTER (WHERE e.type = 'failed')
         FROM seed_e e JOIN seed_domains d ON d.dn = e.dn CROSS JOIN seed_params p
         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4

@@ -71,7 +71,11 @@ public struct RelaySubmissionBackend: SubmissionBackend {
             return .rejected(Self.reply(550, "5.7.1", "The null or an invalid sender cannot submit mail"))
         }
         do {
-            if try await database.hasDomain(tenantID: tenant, name: parsed.normalizedDomain) { return .accepted }
+            let checks = try await database.sendChecks(tenantID: tenant, senderDomain: parsed.normalizedDomain, recipients: [])
+            if checks.pausedReason != nil {
+                return .rejected(Self.reply(550, "5.7.1", "Sending is paused for this account by the reputation guard (bounce or complaint rate too high); ask the operator to resume it"))
+            }
+            if checks.domainRegistered { return .accepted }
             return .rejected(Self.reply(550, "5.7.1", "Sender domain \(parsed.normalizedDomain) is not registered to this account"))
         } catch {
             return .rejected(Self.reply(451, "4.3.0", "Temporary failure checking the sender, try again later"))

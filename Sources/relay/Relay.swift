@@ -69,6 +69,24 @@ struct ConfigurationOptions: ParsableArguments {
     var logRetention: String?
     @Option(name: .customLong("log-format"), help: "RELAY_LOG_FORMAT: text (default) or json")
     var logFormat: String?
+    @Option(name: .customLong("bounce-domain"), help: "RELAY_BOUNCE_DOMAIN: domain of VERP bounce addresses (default bounces.<sender domain>)")
+    var bounceDomain: String?
+    @Option(name: .customLong("inbound-addr"), help: "RELAY_INBOUND_ADDR (default 0.0.0.0:25, off disables): bounce/complaint listener")
+    var inboundAddr: String?
+    @Option(name: .customLong("soft-bounce-limit"), help: "RELAY_SOFT_BOUNCE_LIMIT (default 3): soft bounces within a day that suppress an address")
+    var softBounceLimit: String?
+    @Option(name: .customLong("soft-bounce-suppression"), help: "RELAY_SOFT_BOUNCE_SUPPRESSION (default 24h): how long")
+    var softBounceSuppression: String?
+    @Option(name: .customLong("reputation-guard"), help: "RELAY_REPUTATION_GUARD (default true)")
+    var reputationGuard: String?
+    @Option(name: .customLong("reputation-window"), help: "RELAY_REPUTATION_WINDOW (default 24h)")
+    var reputationWindow: String?
+    @Option(name: .customLong("reputation-min-sends"), help: "RELAY_REPUTATION_MIN_SENDS (default 200)")
+    var reputationMinSends: String?
+    @Option(name: .customLong("reputation-bounce-rate"), help: "RELAY_REPUTATION_BOUNCE_RATE (default 0.10)")
+    var reputationBounceRate: String?
+    @Option(name: .customLong("reputation-complaint-rate"), help: "RELAY_REPUTATION_COMPLAINT_RATE (default 0.005)")
+    var reputationComplaintRate: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -85,6 +103,11 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_SMTP_AUTH_FAILURES", smtpAuthFailures), ("RELAY_SMTP_MAX_RECIPIENTS", smtpMaxRecipients),
             ("RELAY_SMTP_MAX_SESSIONS", smtpMaxSessions), ("RELAY_SMTP_COMMAND_TIMEOUT", smtpCommandTimeout),
             ("RELAY_LOG_RETENTION", logRetention), ("RELAY_LOG_FORMAT", logFormat),
+            ("RELAY_BOUNCE_DOMAIN", bounceDomain), ("RELAY_INBOUND_ADDR", inboundAddr),
+            ("RELAY_SOFT_BOUNCE_LIMIT", softBounceLimit), ("RELAY_SOFT_BOUNCE_SUPPRESSION", softBounceSuppression),
+            ("RELAY_REPUTATION_GUARD", reputationGuard), ("RELAY_REPUTATION_WINDOW", reputationWindow),
+            ("RELAY_REPUTATION_MIN_SENDS", reputationMinSends), ("RELAY_REPUTATION_BOUNCE_RATE", reputationBounceRate),
+            ("RELAY_REPUTATION_COMPLAINT_RATE", reputationComplaintRate),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

@@ -266,6 +266,7 @@ import Testing
         configuration.dnsServers = [.init(host: "127.0.0.1", port: 9)]
         configuration.submissionAddress = nil
         configuration.submissionsAddress = nil
+        configuration.inboundAddress = nil
         let (port, group, task) = try await RelayHarness.startApplication(configuration)
         defer { Task { await group.triggerGracefulShutdown(); _ = try? await task.value } }
         #expect(try await RelayHarness.send(port: port, .GET, "/healthz").status == 200)

@@ -32,12 +32,14 @@ final class RelayHarness: Sendable {
     /// Ports of the SMTP submission listeners (STARTTLS, implicit TLS) when started with `smtp: true`.
     let submissionPort: Int?
     let submissionsPort: Int?
+    /// Port of the inbound (bounce) listener when started with `inbound: true`.
+    let inboundPort: Int?
     private let databaseTask: Task<Void, Never>
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
 
     /// Starts Relay; `configure` adjusts the configuration (MX port, retry times, …).
-    static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil, smtp: Bool = false,
+    static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil, smtp: Bool = false, inbound: Bool = false,
                       _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> RelayHarness {
         let dns = if let dns { dns } else { try await DNSTestServer.start(negativeTTL: 0) }
         let url = if let databaseURL { databaseURL } else { try await TestDatabase.create() }
@@ -53,14 +55,18 @@ final class RelayHarness: Sendable {
         configuration.workerConcurrency = 16
         configuration.submissionAddress = smtp ? .init(host: "127.0.0.1", port: 0) : nil
         configuration.submissionsAddress = smtp ? .init(host: "127.0.0.1", port: 0) : nil
+        configuration.inboundAddress = inbound ? .init(host: "127.0.0.1", port: 0) : nil
         configuration.dataDirectory = NSTemporaryDirectory() + "relay-harness-\(UUID().uuidString.prefix(8))"
         configure(&configuration)
         let smtpPorts = Mutex<[String: Int]>([:])
-        let (port, group, runTask) = try await startApplication(configuration) { security, port in
+        let (port, group, runTask) = try await startApplication(configuration, onSubmissionBound: { security, port in
             smtpPorts.withLock { $0[security == .startTLS ? "587" : "465"] = port }
-        }
-        if smtp {
-            try await waitUntil("the SMTP listeners are bound", timeout: .seconds(30)) { smtpPorts.withLock { $0.count } == 2 }
+        }, onInboundBound: { port in
+            smtpPorts.withLock { $0["25"] = port }
+        })
+        let expected = (smtp ? 2 : 0) + (inbound ? 1 : 0)
+        if expected > 0 {
+            try await waitUntil("the SMTP listeners are bound", timeout: .seconds(30)) { smtpPorts.withLock { $0.count } == expected }
         }
         let (database, databaseTask) = try TestDatabase.connect(url)
 
@@ -75,13 +81,14 @@ final class RelayHarness: Sendable {
         let ports = smtpPorts.withLock { $0 }
         return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: tenant.id.uuidString.lowercased(),
                             database: database, submissionPort: ports["587"], submissionsPort: ports["465"],
-                            databaseTask: databaseTask, group: group, runTask: runTask)
+                            inboundPort: ports["25"], databaseTask: databaseTask, group: group, runTask: runTask)
     }
 
     /// Runs the application in this process until its group is shut down; returns its HTTP port once it listens.
     static func startApplication(
         _ configuration: RelayConfiguration,
-        onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in }
+        onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in },
+        onInboundBound: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> (Int, ServiceGroup, Task<Void, any Error>) {
         var logger = Logger(label: "relay-test")
         logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
@@ -89,7 +96,7 @@ final class RelayHarness: Sendable {
         let location = try DatabaseLocation(url: configuration.databaseURL ?? "")
         let app = try buildApplication(configuration: configuration, database: location, logger: logger, onServerRunning: { channel in
             boundPort.withLock { $0 = channel.localAddress?.port }
-        }, onSubmissionBound: onSubmissionBound)
+        }, onSubmissionBound: onSubmissionBound, onInboundBound: onInboundBound)
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let runTask = Task { try await group.run() }
         try await waitUntil("the HTTP server listens", timeout: .seconds(20)) { boundPort.withLock { $0 } != nil }
@@ -97,10 +104,11 @@ final class RelayHarness: Sendable {
     }
 
     private init(port: Int, dns: DNSTestServer, databaseURL: String, apiKey: String, tenantID: String,
-                 database: RelayDatabase, submissionPort: Int?, submissionsPort: Int?,
+                 database: RelayDatabase, submissionPort: Int?, submissionsPort: Int?, inboundPort: Int?,
                  databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>) {
         self.submissionPort = submissionPort
         self.submissionsPort = submissionsPort
+        self.inboundPort = inboundPort
         self.port = port
         self.dns = dns
         self.databaseURL = databaseURL
@@ -205,13 +213,14 @@ extension RelayHarness {
     /// A Relay whose `dest.test` is served by one MX (`exchange` at `address`) that is a recording sink; both are
     /// stopped afterwards, also when `body` throws.
     static func withDestination(address: String = "127.0.0.2", exchange: String = "mx1.dest.test", smtp: Bool = false,
+                                inbound: Bool = false,
                                 _ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
                                 _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
         let port = try mxPort()
         let sink = try await RecordingSMTPSink.start(host: address, port: port)
         let relay: RelayHarness
         do {
-            relay = try await RelayHarness.start(smtp: smtp) { configuration in
+            relay = try await RelayHarness.start(smtp: smtp, inbound: inbound) { configuration in
                 configuration.mxPort = port
                 configure(&configuration)
             }

@@ -88,3 +88,43 @@ import Testing
         #expect(keys.allSatisfy { $0.hasPrefix("rly_") && $0.count == 47 && !$0.contains("=") && !$0.contains("/") })
     }
 }
+
+@Suite struct ReputationThresholdTests {
+    @Test func theGuardPausesAtTheThresholdsWarnsAtHalfAndIgnoresSmallSamples() {
+        let guardRule = ReputationThresholds()
+        func state(_ sends: Int, _ bounces: Int, _ complaints: Int) -> ReputationAssessment.State {
+            guardRule.assess(ReputationWindow(sends: sends, hardBounces: bounces, complaints: complaints)).state
+        }
+        #expect(state(199, 199, 199) == .ok, "fewer than 200 sends are not judged")
+        #expect(state(1000, 100, 0) == .paused)
+        #expect(state(1000, 99, 0) == .warning)
+        #expect(state(1000, 50, 0) == .warning)
+        #expect(state(1000, 49, 0) == .ok)
+        #expect(state(1000, 0, 5) == .paused)
+        #expect(state(1000, 0, 3) == .warning)
+        #expect(state(1000, 0, 2) == .ok)
+        let assessment = guardRule.assess(ReputationWindow(sends: 1000, hardBounces: 0, complaints: 6))
+        #expect(assessment.reason == "complaint_rate")
+        #expect(assessment.complaintRate == 0.006)
+        var off = ReputationThresholds()
+        off.enabled = false
+        #expect(off.assess(ReputationWindow(sends: 1000, hardBounces: 1000, complaints: 0)).state == .ok)
+    }
+
+    @Test func bounceAddressesVerifyAndCannotBeForged() {
+        let codec = ReturnPath(key: Array(repeating: 7, count: 32), bounceDomain: "Bounces.Relay.Test")
+        let address = codec.envelopeSender(recipientID: 42, mailFrom: "alice@example.com")
+        #expect(address.hasPrefix("bounce+42-"))
+        #expect(address.hasSuffix("@bounces.relay.test"))
+        #expect(codec.recipientID(of: address) == 42)
+        #expect(codec.recipientID(of: address.uppercased()) == 42)
+        #expect(codec.recipientID(of: address.replacingOccurrences(of: "+42-", with: "+43-")) == nil)
+        #expect(codec.recipientID(of: address.replacingOccurrences(of: "@bounces.relay.test", with: "@elsewhere.test")) == nil)
+        let otherKey = ReturnPath(key: Array(repeating: 8, count: 32), bounceDomain: "bounces.relay.test")
+        #expect(otherKey.recipientID(of: address) == nil)
+        #expect(codec.envelopeSender(recipientID: 42, mailFrom: "") == "", "the null reverse path stays null")
+        let perSender = ReturnPath(key: Array(repeating: 7, count: 32), bounceDomain: nil)
+        #expect(perSender.envelopeSender(recipientID: 1, mailFrom: "a@Example.COM").hasSuffix("@bounces.example.com"))
+        #expect(perSender.recipientID(of: perSender.envelopeSender(recipientID: 1, mailFrom: "a@example.com")) == 1)
+    }
+}

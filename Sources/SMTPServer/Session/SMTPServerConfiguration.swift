@@ -29,6 +29,19 @@ public struct SMTPServerConfiguration: Sendable {
     /// The longest DATA line accepted, in octets, CRLF excluded.
     public var maximumLineLength: Int = 998
 
+    /// Submission (clients authenticate, then send anywhere) or inbound (anyone may send, but only to the
+    /// addresses the policy accepts; no AUTH).
+    public var mode: Mode = .submission
+
+    /// What a listener is for.
+    public enum Mode: Sendable {
+        /// RFC 6409 submission: AUTH required before MAIL; the backend checks each sender.
+        case submission
+        /// An MX for Relay's own addresses (bounces, complaints): AUTH is not offered, any sender is taken, and a
+        /// recipient that `acceptsRecipient` refuses gets 550 5.7.1, so the listener can never relay.
+        case inbound(acceptsRecipient: @Sendable (String) -> Bool)
+    }
+
     /// RFC 5321 §4.5.3.1.8: a server must accept at least 100 recipients.
     static let minimumRecipientLimit = 100
 

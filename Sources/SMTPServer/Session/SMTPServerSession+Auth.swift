@@ -4,6 +4,7 @@ import SMTPCore
 extension SMTPServerSession {
     /// `AUTH mechanism [initial-response]`.
     mutating func auth(mechanism: String, initialResponse: String?) -> Action {
+        guard !isInbound else { return refuse(Replies.notImplemented) }
         guard facts.heloName != nil else { return refuse(Replies.sendHeloFirst) }
         guard facts.principal == nil else { return refuse(Replies.authAlready) }
         guard transaction == nil else { return refuse(Replies.authInTransaction) }

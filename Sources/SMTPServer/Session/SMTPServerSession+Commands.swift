@@ -89,7 +89,7 @@ extension SMTPServerSession {
             "ENHANCEDSTATUSCODES",
         ]
         if configuration.offersSTARTTLS, !facts.tlsActive { lines.append("STARTTLS") }
-        if facts.tlsActive || !configuration.requiresTLSForAuth {
+        if !isInbound, facts.tlsActive || !configuration.requiresTLSForAuth {
             lines.append("AUTH PLAIN LOGIN")
         }
         return .reply(SMTPReply(code: 250, lines: lines))
@@ -152,6 +152,8 @@ extension SMTPServerSession {
             if !pending.smtpUTF8, Self.isNonASCII(path) { return refuse(Replies.nonASCIIWithoutSMTPUTF8) }
         }
         state = .checkingSender(pending)
+        // An MX takes mail from anyone (the null sender of a DSN above all); only its recipients are checked.
+        if isInbound { return senderChecked(.accepted) }
         return .checkSender(principal: principal, address: path)
     }
 
@@ -168,6 +170,9 @@ extension SMTPServerSession {
         if !current.smtpUTF8, Self.isNonASCII(path) { return refuse(Replies.nonASCIIWithoutSMTPUTF8) }
         // RFC 5321 §4.5.3.1.10: 452 for each recipient past the limit; the client sends them in another
         // transaction. Not counted as an error.
+        if case .inbound(let acceptsRecipient) = configuration.mode, !acceptsRecipient(path) {
+            return refuse(Replies.notOurAddress(path))
+        }
         let limit = max(SMTPServerConfiguration.minimumRecipientLimit, configuration.maximumRecipients)
         guard current.recipients.count < limit else { return .reply(Replies.tooManyRecipients) }
         transaction = nil

@@ -61,6 +61,9 @@ extension SMTPServerSession {
         static func senderOK(_ address: String) -> SMTPReply { make(250, (2, 1, 0), "Sender <\(address)> OK") }
         static func recipientOK(_ address: String) -> SMTPReply { make(250, (2, 1, 5), "Recipient <\(address)> OK") }
         static let nestedMail = make(503, (5, 5, 1), "Sender already specified")
+        static func notOurAddress(_ address: String) -> SMTPReply {
+            make(550, (5, 7, 1), "<\(address)>: relay access denied (this server accepts only bounce reports)")
+        }
         static let needMail = make(503, (5, 5, 1), "Need MAIL command first")
         static let noRecipients = make(554, (5, 5, 1), "No valid recipients")
         static let tooManyRecipients = make(452, (4, 5, 3), "Too many recipients")

@@ -104,6 +104,17 @@ public struct SMTPServerSession: Sendable {
         self.configuration = configuration
         self.remoteAddress = remoteAddress
         self.facts = Facts(tlsActive: tlsActive)
+        // Inbound sessions never authenticate: every client is the same anonymous principal.
+        if case .inbound = configuration.mode { facts.principal = Self.anonymousPrincipal }
+    }
+
+    /// The principal of inbound sessions.
+    public static let anonymousPrincipal = ""
+
+    /// Whether this is an inbound (MX) session.
+    var isInbound: Bool {
+        if case .inbound = configuration.mode { return true }
+        return false
     }
 
     // MARK: - Observers
