@@ -247,6 +247,8 @@ let package = Package(
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayInboundTests", dependencies: ["RelayInbound", "BounceParser", "RelayStore", "RelayCore"],
+                    swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayQueueTests",
             dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore"],

@@ -4,7 +4,8 @@ import ServiceLifecycle
 
 /// Keeps the delivery log and the statistics in shape, on every node (PostgreSQL serialises the work, so any
 /// number of nodes may run it): folds statistics deltas into the hourly rollups every `foldInterval`, and every
-/// hour creates the coming days' log partitions and drops those older than `RELAY_LOG_RETENTION`.
+/// hour creates the coming days' log partitions and drops those (and inbound reports) older than
+/// `RELAY_LOG_RETENTION`.
 struct LogMaintenanceService: Service {
     let database: RelayDatabase
     let retention: Duration
@@ -19,6 +20,7 @@ struct LogMaintenanceService: Service {
                 if ContinuousClock.now >= nextPartitionRun {
                     do {
                         let (created, dropped) = try await database.maintainLogPartitions(retention: retention)
+                        try await database.pruneInboundReports(retention: retention)
                         if created > 0 || dropped > 0 {
                             logger.info("log partitions maintained", metadata: ["created": "\(created)", "dropped": "\(dropped)"])
                         }

@@ -31,6 +31,18 @@ public struct FeedbackTarget: Sendable {
     public var status: String
     public var lastMX: String?
     public var attempts: Int
+
+    public init(recipientID: Int64, tenantID: UUID, messageID: UUID, email: String, domain: String, status: String,
+                lastMX: String?, attempts: Int) {
+        self.recipientID = recipientID
+        self.tenantID = tenantID
+        self.messageID = messageID
+        self.email = email
+        self.domain = domain
+        self.status = status
+        self.lastMX = lastMX
+        self.attempts = attempts
+    }
 }
 
 /// What one inbound report does to its recipient delivery, decided by the inbound backend and written in one
@@ -58,7 +70,7 @@ public struct FeedbackWrite: Sendable {
     public var reportKind: String
     public var outcome: String
 
-    public enum StatsColumn: String, Sendable {
+    public enum StatsColumn: String, Sendable, Equatable {
         case bouncedHard = "bounced_hard"
         case bouncedSoft = "bounced_soft"
         case complained
@@ -195,6 +207,25 @@ extension RelayDatabase {
                 """, logger: logger)
             for try await changed in rows.decode(Int.self) { return changed > 0 }
             return false
+        }
+    }
+}
+
+extension RelayDatabase {
+    /// Deletes inbound report rows older than `retention` (they are kept as long as the delivery log). Returns
+    /// how many went.
+    @discardableResult
+    public func pruneInboundReports(retention: Duration) async throws -> Int {
+        let seconds = Double(retention.components.seconds)
+        return try await withDeadline(.seconds(60)) { [self] in
+            let rows = try await client.query("""
+                WITH gone AS (
+                    DELETE FROM inbound_reports WHERE received_at < now() - make_interval(secs => \(seconds)) RETURNING 1
+                )
+                SELECT count(*)::bigint FROM gone
+                """, logger: logger)
+            for try await count in rows.decode(Int.self) { return count }
+            return 0
         }
     }
 }
