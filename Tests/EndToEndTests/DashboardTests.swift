@@ -30,6 +30,8 @@ import Testing
             "RELAY_MX_PORT": "\(mxPort)", "RELAY_RETRY_INITIAL": "1h", "RELAY_RETRY_MAX": "1h",
             "RELAY_HOSTNAME": "relay.test", "RELAY_ADMIN_TOKEN": "dashboard-admin", "RELAY_LOG_FORMAT": "json",
             "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off",
+            // 2 hard bounces in 19 sends (10.5%) pause the tenant: the page must say so.
+            "RELAY_REPUTATION_MIN_SENDS": "19",
         ], port: port, log: log)
         defer { try? FileManager.default.removeItem(atPath: log) }
         do {
@@ -48,6 +50,10 @@ import Testing
                 let stats = try await RelayHarness.send(port: port, .GET, "/v1/stats", bearer: key).json
                 let totals = stats["totals"] as? [String: Any] ?? [:]
                 return totals["delivered"] as? Int == 17 && totals["bounced"] as? Int == 2 && totals["deferred"] as? Int == 1
+            }
+            try await waitUntil("the reputation guard pauses the tenant") {
+                let stats = try await RelayHarness.send(port: port, .GET, "/v1/stats", bearer: key).json
+                return (stats["reputation"] as? [String: Any])?["state"] as? String == "paused"
             }
 
             let output = Self.outputDirectory() + "/dashboard"

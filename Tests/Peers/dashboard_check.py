@@ -191,6 +191,15 @@ def check_stats(driver, checks, base_url, token, admin, label):
     shown_domains = [row[:7] for row in snap["domains"]]
     checks.record(label + " domain rows", shown_domains == want_domains,
                   "%d rows" % len(want_domains) if shown_domains == want_domains else "shown %r, api %r" % (shown_domains, want_domains))
+    # The reputation guard's banner: hidden when ok (and on the admin view), else its state and reason shown.
+    banner = driver.find_element(By.CSS_SELECTOR, '[data-testid="reputation-banner"]')
+    reputation = stats.get("reputation") or {"state": "ok"}
+    shown_state = banner.get_attribute("data-state") or "ok"
+    banner_ok = shown_state == reputation["state"] and banner.is_displayed() == (reputation["state"] != "ok")
+    if reputation["state"] == "paused":
+        banner_ok = banner_ok and "paused" in banner.text and ("bounce rate" in banner.text or "complaint rate" in banner.text)
+    checks.record(label + " reputation banner", banner_ok,
+                  "state %s, api %s: %r" % (shown_state, reputation["state"], banner.text))
     missing = [k for k in (stats.get("queue") or {}) if k not in snap["queue"]]
     checks.record(label + " queue fields", not missing and bool(snap["queue"]),
                   ("missing %r" % missing) if missing else ", ".join("%s=%s" % kv for kv in snap["queue"].items()))

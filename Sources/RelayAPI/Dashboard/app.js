@@ -209,6 +209,7 @@ function clearDashboard() {
     .forEach((id) => byId(id).replaceChildren());
   showMessage(byId("stats-error"), "");
   showMessage(byId("messages-error"), "");
+  renderReputation(null);
   byId("more-button").hidden = true;
   byId("search-recipient").value = "";
   byId("search-status").value = "";
@@ -252,6 +253,7 @@ async function loadStats() {
 
 function renderStats(stats) {
   state.stats = stats;
+  renderReputation(stats.reputation || null);
   renderFigures(stats);
   renderChart(stats.series || [], stats.bucket);
   renderQueue(stats.queue || {});
@@ -261,6 +263,26 @@ function renderStats(stats) {
     { testid: "provider-row", numCols: [1, 2, 3, 4, 5, 6], colspan: 7 });
   fillTable(byId("domains-body"), stats.domains, (d) => [d.domain, ...breakdownCells(d), d.provider || "—"],
     { testid: "domain-row", numCols: [1, 2, 3, 4, 5, 6], colspan: 8 });
+}
+
+// The reputation guard: a banner when the tenant is paused (sending refused, mail held) or close to it.
+function renderReputation(reputation) {
+  const banner = byId("reputation-banner");
+  if (!reputation || reputation.state === "ok") {
+    banner.hidden = true;
+    banner.textContent = "";
+    banner.dataset.state = "ok";
+    return;
+  }
+  const which = reputation.reason === "complaint_rate" ? "complaint rate" : "bounce rate";
+  const rate = reputation.reason === "complaint_rate" ? reputation.complaint_rate : reputation.bounce_rate;
+  const limit = reputation.reason === "complaint_rate" ? reputation.complaint_rate_threshold : reputation.bounce_rate_threshold;
+  const figures = `${which} ${formatPercent(rate)} (limit ${formatPercent(limit)}) over the last ${reputation.window_hours} h`;
+  banner.textContent = reputation.state === "paused"
+    ? `Sending is paused since ${formatTime(reputation.paused_at)} UTC: ${figures}. New messages are refused and queued mail is held until an operator resumes the account.`
+    : `Warning: ${figures}. At the limit, sending is paused.`;
+  banner.dataset.state = reputation.state;
+  banner.hidden = false;
 }
 
 function breakdownCells(row) {
