@@ -322,13 +322,17 @@ func fuzzSession(_ random: inout FuzzRandom) throws(Failure) {
                                                 maximumRecipients: random.pick([1, 100, 1000]), offersSTARTTLS: random.chance(50))
     configuration.maximumErrors = random.pick([0, 3, 10])
     configuration.requiresTLSForAuth = random.chance(80)
+    // A quarter of the sessions run in inbound (MX) mode, where only bounce+ recipients may ever be committed.
+    let inbound = random.chance(25)
+    if inbound { configuration.mode = .inbound(acceptsRecipient: { $0.hasPrefix("bounce+") }) }
     var session = SMTPServerSession(configuration: configuration, remoteAddress: "192.0.2.1", tlsActive: random.chance(50))
     var transcript: [UInt8] = []
     var closed = false
     var sawDataReply = false
-    var principal: String?
+    var principal: String? = inbound ? SMTPServerSession.anonymousPrincipal : nil
     var pending: SMTPServerSession.Action?
-    let sessionCorpus = commandCorpus + [bytes("AUTH PLAIN \(encodePlain("any", "key"))")]
+    let sessionCorpus = commandCorpus + [bytes("AUTH PLAIN \(encodePlain("any", "key"))"),
+                                         bytes("RCPT TO:<bounce+1-abc@bounces.example>"), bytes("MAIL FROM:<>")]
 
     func fail(_ message: String) -> Failure { Failure(target: "session", message: message, input: transcript) }
 
@@ -348,11 +352,13 @@ func fuzzSession(_ random: inout FuzzRandom) throws(Failure) {
             if reply.code == 235 { principal = session.principal }
             if case .replyAndClose = action { closed = true }
         case .authenticate, .checkSender:
+            if inbound { throw fail("inbound session asked the backend about \(action)") }
             pending = action
         case .commit(let message):
             guard sawDataReply else { throw fail("commit without 354") }
             guard message.principal == principal, message.principal == session.principal else { throw fail("commit with wrong principal") }
             guard message.data.count <= configuration.maximumMessageSize else { throw fail("commit over the size limit") }
+            if inbound, !message.recipients.allSatisfy({ $0.hasPrefix("bounce+") }) { throw fail("inbound session relayed") }
             var previous: UInt8 = 0x0A
             for (index, byte) in message.data.enumerated() {
                 if byte == 0x0D, index + 1 >= message.data.count || message.data[index + 1] != 0x0A { throw fail("bare CR committed") }
