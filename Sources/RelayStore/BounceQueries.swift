@@ -168,7 +168,8 @@ extension RelayDatabase {
                     INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, reply_code, reply_enhanced, reply_text)
                     SELECT tenant_id, message_id, id, \(event), attempts, NULLIF(\(code), 0), NULLIF(\(enhanced), ''),
                            NULLIF(\(text), '')
-                    FROM r WHERE \(event) <> ''
+                    -- A second report of the same bounce or complaint (a reporting MTA that retried) is not counted again.
+                    FROM r WHERE \(event) <> '' AND NOT (\(newStatus) <> '' AND r.status = \(newStatus))
                 ), streak AS (
                     INSERT INTO soft_bounce_streaks AS s (tenant_id, email_lower, count, first_at, last_at)
                     SELECT tenant_id, lower(email), 1, now(), now() FROM r WHERE \(softBounce)
@@ -195,7 +196,7 @@ extension RelayDatabase {
                 ), counted AS (
                     INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, bounced_hard, bounced_soft, complained)
                     SELECT tenant_id, date_trunc('hour', now(), 'UTC'), domain, \(write.provider), \(hard), \(soft), \(complained)
-                    FROM r WHERE \(hard + soft + complained) > 0
+                    FROM r WHERE \(hard + soft + complained) > 0 AND NOT (\(newStatus) <> '' AND r.status = \(newStatus))
                 ), report AS (
                     INSERT INTO inbound_reports (id, tenant_id, message_id, recipient_id, kind, mail_from, rcpt_to, remote_ip,
                                                  outcome, size_bytes)
