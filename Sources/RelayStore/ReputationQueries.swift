@@ -28,7 +28,7 @@ extension RelayDatabase {
                       SELECT tenant_id, hour, delivered, bounced_hard, bounced_soft, failed, complained FROM stats_hourly_pending
                      ) x ON x.tenant_id = t.id
                 WHERE (\(includePaused) OR t.paused_at IS NULL)
-                  AND (\(tenantID?.uuidString ?? "")::text = '' OR t.id = NULLIF(\(tenantID?.uuidString ?? ""), '')::uuid)
+                  AND (\(tenantID)::uuid IS NULL OR t.id = \(tenantID)::uuid)
                   AND x.hour >= date_trunc('hour', now() - make_interval(secs => \(seconds)), 'UTC')
                   AND (t.reputation_since IS NULL OR x.hour >= t.reputation_since)
                 GROUP BY t.id
