@@ -128,6 +128,7 @@ let package = Package(
                 .embedInCode("0003_message_log_indexes.sql"),
                 .embedInCode("0004_logs_and_stats.sql"),
                 .embedInCode("0005_suppressions.sql"),
+                .embedInCode("0007_webhooks.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -23,4 +23,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._004_logs_and_stats_sql, as: UTF8.self)),
     Migration(version: 5, name: "0005_suppressions.sql",
               sql: String(decoding: PackageResources._005_suppressions_sql, as: UTF8.self)),
+    Migration(version: 7, name: "0007_webhooks.sql",
+              sql: String(decoding: PackageResources._007_webhooks_sql, as: UTF8.self)),
 ]
