@@ -1,0 +1,271 @@
+// The webhook dispatcher: sends the PostgreSQL outbox (webhook_outbox, fed by a trigger on `events` and by
+// relay_enqueue_webhook_event) to the tenants' endpoints.
+//
+// Outbox row states: pending (due_at = next attempt, or the lease expiry while claimed) → succeeded (any 2xx)
+// or failed (the retry schedule ran past 3 days after the event). One row per event × endpoint; the
+// `webhook-id` header is msg_<row id>, the same on every retry, and the body is stored at the first attempt.
+//
+// Claim strategy: like the delivery worker, one statement claims due rows of enabled endpoints with
+// FOR UPDATE SKIP LOCKED and stamps a lease, so several nodes never send the same row at once and a killed
+// node's rows are retaken after the lease. At most `concurrency` requests run at once; a 1 s poll finds new rows.
+//
+// Each attempt: the URL's host is checked by the private-address guard (every resolved address) and the
+// connection is pinned to the checked address; POST with a 15 s deadline, redirects not followed (3xx is a
+// failure). 410 Gone disables the endpoint at once; a long failure streak disables it too (WebhookDisablePolicy).
+
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RelayStore
+import ServiceLifecycle
+import Synchronization
+
+/// The dispatcher's settings, with their defaults.
+public struct WebhookDispatcherConfiguration: Sendable {
+    /// Identifies this node's leases.
+    public var nodeID = UUID()
+    /// Requests in flight at once on this node.
+    public var concurrency = 32
+    /// How often an idle dispatcher looks for due rows.
+    public var pollInterval: Duration = .seconds(1)
+    /// How long a claim is held before another node may take the row over (longer than one attempt can last).
+    public var leaseTime: Duration = .seconds(60)
+    /// Deadline of one attempt: connect, send, and the response head and body.
+    public var requestTimeout: Duration = .seconds(15)
+    /// `RELAY_WEBHOOK_ALLOW_PRIVATE`: turns the private-address guard off (tests, private deployments).
+    public var allowPrivateAddresses = false
+    public var retrySchedule = WebhookRetrySchedule()
+    public var disablePolicy = WebhookDisablePolicy()
+    /// How long the delivery log and finished outbox rows are kept (Relay uses RELAY_LOG_RETENTION).
+    public var historyRetention: Duration = .seconds(30 * 86_400)
+
+    public init() {}
+}
+
+/// Sends due webhooks, run as a `Service` on nodes with the `worker` role. Graceful shutdown stops claiming and
+/// lets the requests in flight finish (each within `requestTimeout`).
+public final class WebhookDispatcher: Service, Sendable {
+    /// Response bytes read (for the error text of a failure); the rest is discarded.
+    static let responseExcerptBytes = 512
+
+    private let database: RelayDatabase
+    private let configuration: WebhookDispatcherConfiguration
+    private let logger: Logger
+    private let targetCheck: WebhookTargetCheck
+    private let inFlight = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
+
+    public init(database: RelayDatabase, configuration: WebhookDispatcherConfiguration, logger: Logger) {
+        self.database = database
+        self.configuration = configuration
+        self.logger = logger
+        self.targetCheck = WebhookTargetCheck(allowPrivate: configuration.allowPrivateAddresses)
+    }
+
+    public func run() async throws {
+        let clients = PinnedHTTPClients(timeout: configuration.requestTimeout)
+        logger.info("webhook dispatcher started", metadata: ["node": "\(configuration.nodeID)"])
+        await withDiscardingTaskGroup { group in
+            await withGracefulShutdownHandler {
+                await self.claimLoop(group: &group, clients: clients)
+            } onGracefulShutdown: {
+                self.stopping.store(true, ordering: .relaxed)
+            }
+        }
+        await clients.shutdownAll()
+        logger.info("webhook dispatcher stopped")
+    }
+
+    private func claimLoop(group: inout DiscardingTaskGroup, clients: PinnedHTTPClients) async {
+        var lastMaintenance = ContinuousClock.now - .seconds(3600)
+        var errorDelay: Duration = .milliseconds(200)
+        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            if ContinuousClock.now - lastMaintenance >= .seconds(3600) {
+                lastMaintenance = .now
+                await maintain(clients: clients)
+            }
+            let free = configuration.concurrency - inFlight.load(ordering: .relaxed)
+            guard free > 0 else {
+                try? await Task.sleep(for: .milliseconds(50))
+                continue
+            }
+            let claimed: [ClaimedWebhook]
+            do {
+                claimed = try await database.claimWebhooks(owner: configuration.nodeID, limit: free, lease: configuration.leaseTime)
+                let firstBodies = claimed.filter { $0.payload == nil }.map { ($0.outboxID, WebhookPayload.body(of: $0)) }
+                try await database.storeWebhookPayloads(firstBodies)
+                errorDelay = .milliseconds(200)
+            } catch {
+                logger.warning("claiming webhooks failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
+                try? await Task.sleep(for: errorDelay)
+                errorDelay = min(errorDelay * 2, .seconds(5))
+                continue
+            }
+            if claimed.isEmpty {
+                try? await Task.sleep(for: configuration.pollInterval)
+                continue
+            }
+            inFlight.add(claimed.count, ordering: .relaxed)
+            for webhook in claimed {
+                // Sent to completion even during shutdown: the request is short and its outcome must be written.
+                group.addTask {
+                    await self.deliver(webhook, clients: clients)
+                    self.inFlight.subtract(1, ordering: .relaxed)
+                }
+            }
+        }
+    }
+
+    private func maintain(clients: PinnedHTTPClients) async {
+        await clients.closeIdle()
+        do {
+            let pruned = try await database.pruneWebhookHistory(retention: configuration.historyRetention)
+            if pruned > 0 { logger.info("pruned webhook history", metadata: ["rows": "\(pruned)"]) }
+        } catch {
+            logger.warning("pruning webhook history failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// One attempt of one row, and its outcome written.
+    func deliver(_ webhook: ClaimedWebhook, clients: PinnedHTTPClients) async {
+        let attempt = webhook.attempts + 1
+        let started = ContinuousClock.now
+        let result = await send(webhook, clients: clients)
+        let latency = ContinuousClock.now - started
+        let latencyMs = Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000)
+        let next = result.succeeded ? nil
+            : configuration.retrySchedule.nextAttempt(afterFailedAttempts: attempt, createdAt: webhook.createdAt, now: Date())
+        let outcome = RelayDatabase.WebhookAttemptOutcome(
+            outboxID: webhook.outboxID, endpointID: webhook.endpointID, eventType: webhook.eventType, attempt: attempt,
+            succeeded: result.succeeded, responseCode: result.responseCode, error: result.error, latencyMs: latencyMs,
+            nextAttemptAt: next)
+        var metadata: Logger.Metadata = ["webhook_id": "msg_\(webhook.outboxID)", "endpoint": "\(webhook.endpointID)",
+                                         "attempt": "\(attempt)", "event_type": "\(webhook.eventType)"]
+        if let code = result.responseCode { metadata["response_code"] = "\(code)" }
+        if let error = result.error { metadata["error"] = "\(error)" }
+        logger.log(level: result.succeeded ? .debug : .info, result.succeeded ? "webhook delivered" : "webhook attempt failed",
+                   metadata: metadata)
+        do {
+            let (streak, since) = try await database.recordWebhookAttempt(outcome, owner: configuration.nodeID)
+            if !result.succeeded, let reason = configuration.disablePolicy.disabledReason(
+                responseCode: result.responseCode, streak: streak, streakSince: since ?? Date(), now: Date()) {
+                try await database.disableWebhookEndpoint(id: webhook.endpointID, reason: reason)
+                logger.notice("webhook endpoint disabled", metadata: ["endpoint": "\(webhook.endpointID)", "reason": "\(reason)"])
+            }
+        } catch {
+            // The lease runs out and the row is attempted again: at least once, never lost.
+            logger.warning("recording a webhook attempt failed", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    struct SendResult: Sendable {
+        var succeeded: Bool
+        var responseCode: Int?
+        var error: String?
+    }
+
+    /// Checks the target, signs and posts; never throws (every failure is a result with an error sentence).
+    func send(_ webhook: ClaimedWebhook, clients: PinnedHTTPClients) async -> SendResult {
+        let url: WebhookURL
+        do {
+            url = try WebhookURL(webhook.url)
+        } catch {
+            return SendResult(succeeded: false, error: "invalid endpoint URL: \(error)")
+        }
+        let pinned: IPAddress?
+        switch await targetCheck.check(url) {
+        case .refused(let reason):
+            return SendResult(succeeded: false, error: "refused before connecting: \(reason)")
+        case .allowed(let address):
+            pinned = address
+        }
+        let secrets = webhook.secrets.compactMap(WebhookSecret.init)
+        guard !secrets.isEmpty else { return SendResult(succeeded: false, error: "the endpoint's secret is unreadable") }
+        let body = Array(WebhookPayload.body(of: webhook).utf8)
+        let id = "msg_\(webhook.outboxID)"
+        let timestamp = Int(Date().timeIntervalSince1970)
+
+        var request = HTTPClientRequest(url: url.text)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "Relay-Webhooks/1")
+        request.headers.add(name: "webhook-id", value: id)
+        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
+        request.headers.add(name: "webhook-signature",
+                            value: WebhookSignature.header(id: id, timestamp: timestamp, body: body, secrets: secrets))
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let client = await clients.client(host: url.host, pinnedTo: pinned)
+            let response = try await client.execute(request, deadline: .now() + .nanoseconds(Int64(configuration.requestTimeout.components.seconds) * 1_000_000_000))
+            var excerpt = ByteBuffer()
+            for try await var chunk in response.body {
+                let room = Self.responseExcerptBytes - excerpt.readableBytes
+                if room > 0, let bytes = chunk.readSlice(length: min(room, chunk.readableBytes)) { excerpt.writeImmutableBuffer(bytes) }
+            }
+            let code = Int(response.status.code)
+            if (200..<300).contains(code) { return SendResult(succeeded: true, responseCode: code) }
+            let text = String(decoding: excerpt.readableBytesView, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            var error = "the endpoint answered \(code) \(response.status.reasonPhrase)"
+            if (300..<400).contains(code) {
+                error += "; redirects are not followed" + (response.headers.first(name: "location").map { " (Location: \($0))" } ?? "")
+            }
+            if !text.isEmpty { error += ": " + String(text.prefix(200)) }
+            return SendResult(succeeded: false, responseCode: code, error: error)
+        } catch let error as HTTPClientError where error == .deadlineExceeded {
+            return SendResult(succeeded: false, error: "no response within \(configuration.requestTimeout)")
+        } catch {
+            return SendResult(succeeded: false, error: "request failed: \(error)")
+        }
+    }
+}
+
+/// HTTP clients that connect to a checked address: one shared client for URLs whose host is an address (or when
+/// the guard is off), and one per (host name, address) whose `dnsOverride` pins the name to the address while
+/// keeping the Host header and TLS server name and certificate check on the name. Idle ones are closed.
+actor PinnedHTTPClients {
+    private let configuration: HTTPClient.Configuration
+    private let shared: HTTPClient
+    private var pinned: [String: (client: HTTPClient, lastUsed: ContinuousClock.Instant)] = [:]
+
+    init(timeout: Duration) {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
+                                                     timeout: .init(connect: .seconds(Int64(timeout.components.seconds)),
+                                                                    read: .seconds(Int64(timeout.components.seconds))))
+        configuration.connectionPool.idleTimeout = .seconds(30)
+        self.configuration = configuration
+        self.shared = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+    }
+
+    func client(host: String, pinnedTo address: IPAddress?) -> HTTPClient {
+        guard let address, IPAddress(host) == nil else { return shared }
+        let key = "\(host)\u{0}\(address)"
+        if let entry = pinned[key] {
+            pinned[key]?.lastUsed = .now
+            return entry.client
+        }
+        var configuration = self.configuration
+        configuration.dnsOverride = [host: address.description]
+        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        pinned[key] = (client, .now)
+        return client
+    }
+
+    /// Closes the clients not used for ten minutes (a request in flight keeps its client busy, not idle).
+    func closeIdle() async {
+        let cutoff = ContinuousClock.now - .seconds(600)
+        let idle = pinned.filter { $0.value.lastUsed < cutoff }
+        for (key, entry) in idle {
+            pinned[key] = nil
+            try? await entry.client.shutdown()
+        }
+    }
+
+    func shutdownAll() async {
+        for entry in pinned.values { try? await entry.client.shutdown() }
+        pinned = [:]
+        try? await shared.shutdown()
+    }
+}
