@@ -182,7 +182,7 @@ let package = Package(
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -199,7 +199,7 @@ let package = Package(
             name: "RelayApp",
             dependencies: [
                 "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient", "SMTPServer", "RelaySubmission",
-                "RelayMetrics",
+                "RelayMetrics", "RelayWebhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

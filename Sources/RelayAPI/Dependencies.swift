@@ -1,6 +1,7 @@
 import Foundation
 import RelayMetrics
 import RelayStore
+import RelayWebhooks
 
 /// What the HTTP API needs from the rest of the application.
 public struct APIDependencies: Sendable {
@@ -22,6 +23,8 @@ public struct APIDependencies: Sendable {
     public var metrics: RelayMetrics
     /// Brings scrape-time gauges up to date before `/metrics` renders.
     public var refreshMetrics: @Sendable () async -> Void
+    /// Refuses webhook URLs on private addresses (off with `RELAY_WEBHOOK_ALLOW_PRIVATE`).
+    public var webhookTargetCheck = WebhookTargetCheck(allowPrivate: false)
 
     /// Creates the dependencies.
     public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,

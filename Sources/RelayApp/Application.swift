@@ -13,6 +13,7 @@ import RelayStore
 import SMTPClient
 import SMTPServer
 import RelaySubmission
+import RelayWebhooks
 import ServiceLifecycle
 import Synchronization
 
@@ -49,7 +50,7 @@ public func buildApplication(
                                 eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
     let inboundSessions = SessionCounter()
 
-    let router = buildRouter(APIDependencies(
+    var apiDependencies = APIDependencies(
         database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
         messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
         isReady: { schemaReady.isOpen },
@@ -63,7 +64,9 @@ public func buildApplication(
                                 maximumConnections: maximumConnections,
                                 outboundSessions: configuration.roles.contains(.worker) ? worker.openConnections : 0,
                                 inboundSessions: inboundSessions.count)
-        }), serveAPI: configuration.roles.contains(.api))
+        })
+    apiDependencies.webhookTargetCheck = WebhookTargetCheck(allowPrivate: configuration.webhookAllowPrivate)
+    let router = buildRouter(apiDependencies, serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
     // service applies migrations, retrying until the database is reachable, then opens the gate for the API,
@@ -83,6 +86,12 @@ public func buildApplication(
     }
     if configuration.roles.contains(.worker) {
         services.append(GatedService(gate: schemaReady, service: worker))
+        var webhooks = WebhookDispatcherConfiguration()
+        webhooks.allowPrivateAddresses = configuration.webhookAllowPrivate
+        webhooks.leaseTime = max(configuration.leaseTime, .seconds(30))
+        webhooks.historyRetention = configuration.logRetention
+        services.append(GatedService(gate: schemaReady, service: WebhookDispatcher(
+            database: database, configuration: webhooks, logger: logger)))
     }
     return Application(
         router: router,

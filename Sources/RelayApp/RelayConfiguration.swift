@@ -65,6 +65,9 @@ public struct RelayConfiguration: Sendable {
     public var logRetention: Duration = .seconds(30 * 86_400)
     /// `RELAY_LOG_FORMAT` (default `text`): `text` lines or `json` (one JSON object per line).
     public var logFormat: LogFormat = .text
+    /// `RELAY_WEBHOOK_ALLOW_PRIVATE` (default false): let webhook URLs point at private, loopback, link-local and
+    /// other non-public addresses (the SSRF guard off), for tests and deployments whose receivers are internal.
+    public var webhookAllowPrivate = false
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -101,7 +104,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_MAX_MESSAGE_BYTES", "RELAY_LEASE_TIME", "RELAY_SMTP_VERIFY_CERTIFICATES", "RELAY_SMTP_PLAINTEXT_FALLBACK",
         "RELAY_LOG_LEVEL", "RELAY_ROLES", "RELAY_SUBMISSION_ADDR", "RELAY_SUBMISSIONS_ADDR", "RELAY_TLS_CERT", "RELAY_TLS_KEY",
         "RELAY_SMTP_AUTH_FAILURES", "RELAY_SMTP_MAX_RECIPIENTS", "RELAY_SMTP_MAX_SESSIONS", "RELAY_SMTP_COMMAND_TIMEOUT",
-        "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT",
+        "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT", "RELAY_WEBHOOK_ALLOW_PRIVATE",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -212,6 +215,7 @@ public struct RelayConfiguration: Sendable {
             }
             logRetention = retention
         }
+        if let allow = try boolean("RELAY_WEBHOOK_ALLOW_PRIVATE") { webhookAllowPrivate = allow }
         if let format = value("RELAY_LOG_FORMAT") {
             guard let parsed = LogFormat(rawValue: format.lowercased()) else {
                 throw ConfigurationError("RELAY_LOG_FORMAT=\(format) is not one of text, json")

@@ -92,10 +92,16 @@ public final class WebhookDispatcher: Service, Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
                 continue
             }
-            let claimed: [ClaimedWebhook]
+            var claimed: [ClaimedWebhook]
             do {
                 claimed = try await database.claimWebhooks(owner: configuration.nodeID, limit: free, lease: configuration.leaseTime)
-                let firstBodies = claimed.filter { $0.payload == nil }.map { ($0.outboxID, WebhookPayload.body(of: $0)) }
+                // First attempts: render and store the body before sending, so every retry sends these bytes.
+                var firstBodies: [(outboxID: Int64, body: String)] = []
+                for index in claimed.indices where claimed[index].payload == nil {
+                    let body = WebhookPayload.body(of: claimed[index])
+                    claimed[index].payload = body
+                    firstBodies.append((claimed[index].outboxID, body))
+                }
                 try await database.storeWebhookPayloads(firstBodies)
                 errorDelay = .milliseconds(200)
             } catch {
@@ -199,7 +205,7 @@ public final class WebhookDispatcher: Service, Sendable {
         request.body = .bytes(ByteBuffer(bytes: body))
         do {
             let client = await clients.client(host: url.host, pinnedTo: pinned)
-            let response = try await client.execute(request, deadline: .now() + .nanoseconds(Int64(configuration.requestTimeout.components.seconds) * 1_000_000_000))
+            let response = try await client.execute(request, deadline: .now() + .seconds(configuration.requestTimeout.components.seconds))
             var excerpt = ByteBuffer()
             for try await var chunk in response.body {
                 let room = Self.responseExcerptBytes - excerpt.readableBytes

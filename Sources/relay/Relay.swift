@@ -69,6 +69,9 @@ struct ConfigurationOptions: ParsableArguments {
     var logRetention: String?
     @Option(name: .customLong("log-format"), help: "RELAY_LOG_FORMAT: text (default) or json")
     var logFormat: String?
+    @Option(name: .customLong("webhook-allow-private"),
+            help: "RELAY_WEBHOOK_ALLOW_PRIVATE (default false): allow webhook URLs on private, loopback and link-local addresses")
+    var webhookAllowPrivate: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -85,6 +88,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_SMTP_AUTH_FAILURES", smtpAuthFailures), ("RELAY_SMTP_MAX_RECIPIENTS", smtpMaxRecipients),
             ("RELAY_SMTP_MAX_SESSIONS", smtpMaxSessions), ("RELAY_SMTP_COMMAND_TIMEOUT", smtpCommandTimeout),
             ("RELAY_LOG_RETENTION", logRetention), ("RELAY_LOG_FORMAT", logFormat),
+            ("RELAY_WEBHOOK_ALLOW_PRIVATE", webhookAllowPrivate),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {
