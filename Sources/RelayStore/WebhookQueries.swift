@@ -180,7 +180,7 @@ extension RelayDatabase {
         try await withDeadline { [self] in
             let rows = try await client.query("""
                 UPDATE webhook_endpoints SET previous_secret = secret, secret = \(newSecret),
-                    previous_secret_expires_at = now() + make_interval(secs => \(Double(overlap.components.seconds))),
+                    previous_secret_expires_at = now() + make_interval(secs => \(overlap.seconds)),
                     updated_at = now()
                 WHERE id = \(id) AND tenant_id = \(tenantID)
                 RETURNING \(unescaped: Self.endpointColumns)
@@ -266,7 +266,7 @@ extension RelayDatabase {
                     WHERE o.state = 'pending' AND o.due_at <= now() AND (e.enabled OR o.event_type = 'webhook.test')
                     ORDER BY o.due_at LIMIT \(limit) FOR UPDATE OF o SKIP LOCKED
                 ), claimed AS (
-                    UPDATE webhook_outbox o SET due_at = now() + make_interval(secs => \(Double(lease.components.seconds))),
+                    UPDATE webhook_outbox o SET due_at = now() + make_interval(secs => \(lease.seconds)),
                                                 lease_owner = \(owner)
                     FROM due WHERE o.id = due.id
                     RETURNING o.id, o.endpoint_id, o.event_type, o.attempts, o.created_at, o.payload, o.data, o.message_id,
@@ -397,7 +397,7 @@ extension RelayDatabase {
     @discardableResult
     public func pruneWebhookHistory(retention: Duration) async throws -> Int {
         try await withDeadline(.seconds(60)) { [self] in
-            let seconds = Double(retention.components.seconds)
+            let seconds = retention.seconds
             let rows = try await client.query("""
                 WITH log AS (
                     DELETE FROM webhook_deliveries WHERE at < now() - make_interval(secs => \(seconds)) RETURNING 1

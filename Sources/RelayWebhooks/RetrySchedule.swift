@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 
 /// When a failed webhook is tried again, and when an endpoint is given up on.
 ///
@@ -39,13 +40,5 @@ public struct WebhookDisablePolicy: Sendable, Equatable {
         if responseCode == 410 { return "gone_410" }
         if streak >= streakAttempts && now.timeIntervalSince(streakSince) >= streakDuration.seconds { return "failure_streak" }
         return nil
-    }
-}
-
-extension Duration {
-    /// The duration in seconds as a floating-point number.
-    var seconds: Double {
-        let (whole, fraction) = components
-        return Double(whole) + Double(fraction) / 1e18
     }
 }

@@ -1,0 +1,128 @@
+import Foundation
+import NIOCore
+import PostgresNIO
+import RelayCore
+import RelayStore
+import RelayTestSupport
+import Testing
+
+/// The webhook outbox against a real PostgreSQL: the trigger on `events` (which events, which endpoints), and that
+/// claims never hand one row to two dispatchers and are taken over after the lease.
+@Suite struct WebhookOutboxTests {
+    func withStore(_ body: (RelayDatabase, UUID) async throws -> Void) async throws {
+        let url = try await TestDatabase.create()
+        let (database, task) = try TestDatabase.connect(url)
+        defer { task.cancel() }
+        try await Migrator(client: database.client, logger: .init(label: "test")).migrate()
+        let (tenant, _) = try await database.createTenant(name: "acme")
+        try await body(database, tenant.id)
+    }
+
+    /// Stores a message to one recipient (its `accepted` event included) and returns (message id, recipient id).
+    func storeMessage(_ database: RelayDatabase, tenant: UUID) async throws -> (UUID, Int64) {
+        let message = NewMessage(id: TimeOrderedUUID.make(), tenantID: tenant, mailFrom: "a@example.com", fromHeader: "a@example.com",
+                                 subject: "s", messageIDHeader: "x@relay.test", tags: ["t1"], metadataJSON: #"{"k":"v"}"#,
+                                 body: ByteBuffer(string: "Subject: s\r\n\r\nhi\r\n"), requiresSMTPUTF8: false,
+                                 recipients: [("bob@dest.test", "dest.test")], lifetime: .seconds(3600))
+        _ = try await database.enqueue(message, idempotency: nil)
+        let rows = try await database.client.query("SELECT id FROM recipients WHERE message_id = \(message.id)", logger: .init(label: "t"))
+        for try await id in rows.decode(Int64.self) { return (message.id, id) }
+        throw TestSupportError("no recipient stored")
+    }
+
+    func insertEvent(_ database: RelayDatabase, tenant: UUID, message: UUID, recipient: Int64, type: String) async throws {
+        try await database.client.query("""
+            INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, mx, reply_code, reply_enhanced, reply_text)
+            VALUES (\(tenant), \(message), \(recipient), \(type), 1, 'mx.dest.test', 550, '5.1.1', 'User unknown')
+            """, logger: .init(label: "t"))
+    }
+
+    func outboxCount(_ database: RelayDatabase, endpoint: UUID) async throws -> Int {
+        let rows = try await database.client.query("SELECT count(*)::int FROM webhook_outbox WHERE endpoint_id = \(endpoint)",
+                                                   logger: .init(label: "t"))
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
+    }
+
+    @Test func theTriggerQueuesSubscribedEventsForEnabledEndpointsOnly() async throws {
+        try await withStore { database, tenant in
+            let all = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [], secret: "whsec_AAAA")
+            let bounces = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://b.example/", events: ["bounced"],
+                                                                   secret: "whsec_AAAA")
+            let off = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://c.example/", events: [], secret: "whsec_AAAA")
+            _ = try await database.updateWebhookEndpoint(id: off.id, tenantID: tenant, url: nil, events: nil, enabled: false)
+            let (other, _) = try await database.createTenant(name: "other")
+            let foreign = try await database.createWebhookEndpoint(tenantID: other.id, url: "https://d.example/", events: [],
+                                                                   secret: "whsec_AAAA")
+
+            let (message, recipient) = try await storeMessage(database, tenant: tenant)   // writes an `accepted` event
+            try await insertEvent(database, tenant: tenant, message: message, recipient: recipient, type: "deferred")
+            try await insertEvent(database, tenant: tenant, message: message, recipient: recipient, type: "bounced")
+            #expect(try await outboxCount(database, endpoint: all.id) == 2, "deferred and bounced, not accepted")
+            #expect(try await outboxCount(database, endpoint: bounces.id) == 1)
+            #expect(try await outboxCount(database, endpoint: off.id) == 0)
+            #expect(try await outboxCount(database, endpoint: foreign.id) == 0)
+            #expect(try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") == 1,
+                    "only the endpoint subscribed to every type")
+
+            // A claim brings the event with its recipient and message.
+            let claimed = try await database.claimWebhooks(owner: UUID(), limit: 10, lease: .seconds(60))
+            #expect(claimed.count == 4)
+            let bounce = try #require(claimed.first { $0.endpointID == bounces.id })
+            #expect(bounce.messageEvent?.recipient == "bob@dest.test")
+            #expect(bounce.messageEvent?.tags == ["t1"])
+            #expect(bounce.messageEvent?.metadataJSON.contains("\"k\"") == true)
+            #expect(bounce.messageEvent?.reply?.enhanced == "5.1.1")
+            #expect(claimed.first { $0.eventType == "tenant.paused" }?.dataJSON == "{}")
+        }
+    }
+
+    @Test func concurrentDispatchersNeverClaimTheSameRowAndALostLeaseIsTakenOver() async throws {
+        try await withStore { database, tenant in
+            let endpoint = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [],
+                                                                    secret: "whsec_AAAA")
+            for _ in 0..<60 { try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") }
+            let claims = try await withThrowingTaskGroup(of: [Int64].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var mine: [Int64] = []
+                        while true {
+                            let batch = try await database.claimWebhooks(owner: UUID(), limit: 7, lease: .seconds(60))
+                            if batch.isEmpty { return mine }
+                            mine += batch.map(\.outboxID)
+                        }
+                    }
+                }
+                var all: [[Int64]] = []
+                for try await ids in group { all.append(ids) }
+                return all
+            }
+            let ids = claims.flatMap { $0 }
+            #expect(ids.count == 60)
+            #expect(Set(ids).count == 60, "no row claimed twice")
+
+            // A dispatcher that dies holding a row: another takes it after the lease; the late one cannot move it.
+            try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}")
+            let crashed = UUID()
+            let first = try await database.claimWebhooks(owner: crashed, limit: 10, lease: .milliseconds(300))
+            #expect(first.count == 1)
+            let survivor = UUID()
+            var taken: [ClaimedWebhook] = []
+            try await waitUntil("the lease expires and another dispatcher claims the row", timeout: .seconds(10)) {
+                taken = try await database.claimWebhooks(owner: survivor, limit: 10, lease: .seconds(60))
+                return !taken.isEmpty
+            }
+            #expect(taken.map(\.outboxID) == first.map(\.outboxID))
+            let late = RelayDatabase.WebhookAttemptOutcome(
+                outboxID: first[0].outboxID, endpointID: endpoint.id, eventType: "tenant.paused", attempt: 1, succeeded: true,
+                responseCode: 200, error: nil, latencyMs: 3, nextAttemptAt: nil)
+            _ = try await database.recordWebhookAttempt(late, owner: crashed)
+            let state = try await database.client.query(
+                "SELECT state, lease_owner FROM webhook_outbox WHERE id = \(first[0].outboxID)", logger: .init(label: "t"))
+            for try await (value, owner) in state.decode((String, UUID?).self) {
+                #expect(value == "pending", "the node that lost its lease does not move the row")
+                #expect(owner == survivor)
+            }
+        }
+    }
+}
