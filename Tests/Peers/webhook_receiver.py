@@ -5,13 +5,14 @@ Listens on --host:--port (http.server) and verifies every POST with the PyPI `st
 against each secret in --secrets-file (one `whsec_…` per line, re-read on every request so a test can add
 the rotated secret). Each request is appended to --record as one JSON line:
   {"path", "headers": {lower-case name: value}, "body": "...",
-   "verified": {"<secret>": true|false, ...}, "status": <answered status>}
+   "verified": {"<secret>": true|false, ...}, "status": <answered status>, "received_at": <unix time>}
 --fail-first N answers 500 to the first N requests; --status CODE answers CODE to every request (e.g. 410).
 Otherwise it answers 204. Prints "READY" once listening.
 """
 import argparse
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks import Webhook
@@ -49,7 +50,7 @@ def main():
                 status = 500 if number <= args.fail_first else args.status
                 with open(args.record, "a") as f:
                     f.write(json.dumps({"path": self.path, "headers": headers, "body": body.decode("utf-8", "replace"),
-                                        "verified": verified, "status": status}) + "\n")
+                                        "verified": verified, "status": status, "received_at": time.time()}) + "\n")
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
