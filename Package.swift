@@ -167,7 +167,7 @@ let package = Package(
         .target(
             name: "RelayWebhooks",
             dependencies: [
-                "RelayCore", "RelayStore",
+                "RelayCore", "RelayStore", "RelayMetrics",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),

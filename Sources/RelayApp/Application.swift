@@ -91,7 +91,7 @@ public func buildApplication(
         webhooks.leaseTime = max(configuration.leaseTime, .seconds(30))
         webhooks.historyRetention = configuration.logRetention
         services.append(GatedService(gate: schemaReady, service: WebhookDispatcher(
-            database: database, configuration: webhooks, logger: logger)))
+            database: database, configuration: webhooks, logger: logger, metrics: metrics)))
     }
     return Application(
         router: router,

@@ -19,6 +19,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import RelayMetrics
 import RelayStore
 import ServiceLifecycle
 import Synchronization
@@ -55,12 +56,15 @@ public final class WebhookDispatcher: Service, Sendable {
     private let database: RelayDatabase
     private let configuration: WebhookDispatcherConfiguration
     private let logger: Logger
+    private let metrics: RelayMetrics?
     private let targetCheck: WebhookTargetCheck
     private let inFlight = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
 
-    public init(database: RelayDatabase, configuration: WebhookDispatcherConfiguration, logger: Logger) {
+    public init(database: RelayDatabase, configuration: WebhookDispatcherConfiguration, logger: Logger,
+                metrics: RelayMetrics? = nil) {
         self.database = database
+        self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
         self.targetCheck = WebhookTargetCheck(allowPrivate: configuration.allowPrivateAddresses)
@@ -153,6 +157,7 @@ public final class WebhookDispatcher: Service, Sendable {
                                          "attempt": "\(attempt)", "event_type": "\(webhook.eventType)"]
         if let code = result.responseCode { metadata["response_code"] = "\(code)" }
         if let error = result.error { metadata["error"] = "\(error)" }
+        metrics?.webhookAttempt(succeeded: result.succeeded, responseCode: result.responseCode)
         logger.log(level: result.succeeded ? .debug : .info, result.succeeded ? "webhook delivered" : "webhook attempt failed",
                    metadata: metadata)
         do {

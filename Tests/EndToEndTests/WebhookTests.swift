@@ -224,6 +224,9 @@ extension RelayHarness {
             #expect(log.map { $0["response_code"] as? Int } == [204, 500])
             #expect((log[1]["error"] as? String)?.contains("500") == true)
             #expect(log.allSatisfy { $0["webhook_id"] as? String == deliveryID })
+            let metrics = try await relay.send(.GET, "/metrics").text
+            #expect(metrics.contains(#"relay_webhook_attempts_total{result="failed",code_class="5xx"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"relay_webhook_attempts_total{result="succeeded",code_class="2xx"} 1"#))
             // Pagination of the log.
             let first = try await relay.send(.GET, "/v1/webhooks/\(id)/deliveries?limit=1").json
             let cursor = try #require(first["next_cursor"] as? String)
@@ -262,6 +265,20 @@ extension RelayHarness {
             let disabled = try await relay.send(.PATCH, "/v1/webhooks/\(id)", json: change)
             #expect(disabled.json["disabled_reason"] as? String == "manual")
             #expect(disabled.json["events"] as? [String] == ["bounced"])
+        }
+    }
+
+    @Test func aRedirectIsAFailureAndIsNotFollowed() async throws {
+        try await withReceiver(status: 302) { relay, receiver in
+            let id = try #require(try await relay.createWebhook(url: receiver.url)["id"] as? String)
+            #expect(try await relay.send(.POST, "/v1/webhooks/\(id)/test").status == 202)
+            try await waitUntil("the attempt is logged") { try await !relay.webhookDeliveries(id).isEmpty }
+            let attempt = try #require(try await relay.webhookDeliveries(id).first)
+            #expect(attempt["status"] as? String == "failed")
+            #expect(attempt["response_code"] as? Int == 302)
+            #expect((attempt["error"] as? String)?.contains("redirects are not followed (Location: /elsewhere)") == true, "\(attempt)")
+            #expect(try receiver.received().map(\.status) == [302], "the redirect was not followed")
+            #expect(try await relay.send(.GET, "/v1/webhooks/\(id)").json["enabled"] as? Bool == true)
         }
     }
 

@@ -7,7 +7,7 @@ the rotated secret). Each request is appended to --record as one JSON line:
   {"path", "headers": {lower-case name: value}, "body": "...",
    "verified": {"<secret>": true|false, ...}, "status": <answered status>, "received_at": <unix time>}
 --fail-first N answers 500 to the first N requests; --status CODE answers CODE to every request (e.g. 410).
-Otherwise it answers 204. Prints "READY" once listening.
+Otherwise it answers 204. A 3xx answer carries Location: /elsewhere. Prints "READY" once listening.
 """
 import argparse
 import json
@@ -52,6 +52,8 @@ def main():
                     f.write(json.dumps({"path": self.path, "headers": headers, "body": body.decode("utf-8", "replace"),
                                         "verified": verified, "status": status, "received_at": time.time()}) + "\n")
             self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", "/elsewhere")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
