@@ -9,15 +9,6 @@ import Testing
 /// The webhook outbox against a real PostgreSQL: the trigger on `events` (which events, which endpoints), and that
 /// claims never hand one row to two dispatchers and are taken over after the lease.
 @Suite struct WebhookOutboxTests {
-    func withStore(_ body: (RelayDatabase, UUID) async throws -> Void) async throws {
-        let url = try await TestDatabase.create()
-        let (database, task) = try TestDatabase.connect(url)
-        defer { task.cancel() }
-        try await Migrator(client: database.client, logger: .init(label: "test")).migrate()
-        let (tenant, _) = try await database.createTenant(name: "acme")
-        try await body(database, tenant.id)
-    }
-
     /// Stores a message to one recipient (its `accepted` event included) and returns (message id, recipient id).
     func storeMessage(_ database: RelayDatabase, tenant: UUID) async throws -> (UUID, Int64) {
         let message = NewMessage(id: TimeOrderedUUID.make(), tenantID: tenant, mailFrom: "a@example.com", fromHeader: "a@example.com",
@@ -45,7 +36,7 @@ import Testing
     }
 
     @Test func theTriggerQueuesSubscribedEventsForEnabledEndpointsOnly() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let all = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [], secret: "whsec_AAAA")
             let bounces = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://b.example/", events: ["bounced"],
                                                                    secret: "whsec_AAAA")
@@ -78,7 +69,7 @@ import Testing
     }
 
     @Test func concurrentDispatchersNeverClaimTheSameRowAndALostLeaseIsTakenOver() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let endpoint = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [],
                                                                     secret: "whsec_AAAA")
             for _ in 0..<60 { try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") }
