@@ -149,8 +149,9 @@ struct WebhooksController {
         case .bool(let value)?: enabled = value
         case let other?: throw APIError.invalid("enabled", "enabled must be true or false, not \(other.typeName)")
         }
-        guard let endpoint = try await database.updateWebhookEndpoint(id: id, tenantID: tenant, url: url, events: events,
-                                                                      enabled: enabled) else { throw Self.notFound }
+        guard let endpoint = try await database.updateWebhookEndpoint(
+            id: id, tenantID: tenant, url: url, events: events, enabled: enabled,
+            deliveryLifetime: WebhookRetrySchedule().lifetime) else { throw Self.notFound }
         return try JSONResponse.make(.ok, EndpointJSON(endpoint: endpoint))
     }
 

@@ -137,13 +137,17 @@ extension RelayDatabase {
     }
 
     /// Changes what is given (nil leaves a field as it is). Disabling by hand records `manual`; re-enabling clears
-    /// the reason and the failure streak and makes the endpoint's waiting deliveries due at once.
-    public func updateWebhookEndpoint(id: UUID, tenantID: UUID, url: String?, events: [String]?, enabled: Bool?)
-        async throws -> WebhookEndpoint? {
+    /// the reason and the failure streak and makes the endpoint's waiting deliveries due at once, except those
+    /// older than `deliveryLifetime`, which become `failed` without another attempt.
+    public func updateWebhookEndpoint(id: UUID, tenantID: UUID, url: String?, events: [String]?, enabled: Bool?,
+                                      deliveryLifetime: Duration = .seconds(3 * 86_400)) async throws -> WebhookEndpoint? {
         try await withDeadline { [self] in
             let rows = try await client.query("""
                 WITH resumed AS (
-                    UPDATE webhook_outbox SET due_at = now()
+                    UPDATE webhook_outbox SET due_at = now(),
+                        state = CASE WHEN created_at < now() - make_interval(secs => \(deliveryLifetime.seconds)) THEN 'failed'
+                                     ELSE 'pending' END,
+                        finished_at = CASE WHEN created_at < now() - make_interval(secs => \(deliveryLifetime.seconds)) THEN now() END
                     WHERE endpoint_id = \(id) AND state = 'pending' AND \(enabled)::boolean IS TRUE
                       AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = \(id) AND tenant_id = \(tenantID) AND NOT enabled)
                 )

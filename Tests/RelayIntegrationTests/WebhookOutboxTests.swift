@@ -116,4 +116,27 @@ import Testing
             }
         }
     }
+
+    @Test func reEnablingResumesWaitingDeliveriesAndFailsThoseTooOld() async throws {
+        try await withMigratedStore { database, tenant in
+            let endpoint = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [],
+                                                                    secret: "whsec_AAAA")
+            try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: #"{"n":1}"#)
+            try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: #"{"n":2}"#)
+            try await database.disableWebhookEndpoint(id: endpoint.id, reason: "gone_410")
+            #expect(try await database.claimWebhooks(owner: UUID(), limit: 10, lease: .seconds(60)).isEmpty, "a disabled endpoint waits")
+            // One delivery waited past its lifetime, the other is due in an hour (a scheduled retry).
+            try await database.client.query("""
+                UPDATE webhook_outbox SET created_at = now() - interval '4 days' WHERE data->>'n' = '1'
+                """, logger: .init(label: "t"))
+            try await database.client.query("""
+                UPDATE webhook_outbox SET due_at = now() + interval '1 hour' WHERE data->>'n' = '2'
+                """, logger: .init(label: "t"))
+            let enabled = try await database.updateWebhookEndpoint(id: endpoint.id, tenantID: tenant, url: nil, events: nil, enabled: true)
+            #expect(enabled?.enabled == true)
+            #expect(enabled?.disabledReason == nil)
+            let claimed = try await database.claimWebhooks(owner: UUID(), limit: 10, lease: .seconds(60))
+            #expect(claimed.map(\.dataJSON) == [#"{"n": 2}"#], "resumed at once; the expired one is failed")
+        }
+    }
 }
