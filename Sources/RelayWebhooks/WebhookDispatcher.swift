@@ -16,9 +16,6 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 import RelayMetrics
 import RelayStore
 import ServiceLifecycle
@@ -50,14 +47,11 @@ public struct WebhookDispatcherConfiguration: Sendable {
 /// Sends due webhooks, run as a `Service` on nodes with the `worker` role. Graceful shutdown stops claiming and
 /// lets the requests in flight finish (each within `requestTimeout`).
 public final class WebhookDispatcher: Service, Sendable {
-    /// Response bytes read (for the error text of a failure); the rest is discarded.
-    static let responseExcerptBytes = 512
-
     private let database: RelayDatabase
     private let configuration: WebhookDispatcherConfiguration
     private let logger: Logger
     private let metrics: RelayMetrics?
-    private let targetCheck: WebhookTargetCheck
+    private let sender: WebhookSender
     private let inFlight = Atomic<Int>(0)
     private let stopping = Atomic<Bool>(false)
 
@@ -67,7 +61,8 @@ public final class WebhookDispatcher: Service, Sendable {
         self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
-        self.targetCheck = WebhookTargetCheck(allowPrivate: configuration.allowPrivateAddresses)
+        self.sender = WebhookSender(targetCheck: WebhookTargetCheck(allowPrivate: configuration.allowPrivateAddresses),
+                                    requestTimeout: configuration.requestTimeout)
     }
 
     public func run() async throws {
@@ -144,7 +139,7 @@ public final class WebhookDispatcher: Service, Sendable {
     func deliver(_ webhook: ClaimedWebhook, clients: PinnedHTTPClients) async {
         let attempt = webhook.attempts + 1
         let started = ContinuousClock.now
-        let result = await send(webhook, clients: clients)
+        let result = await sender.send(webhook, clients: clients)
         let latency = ContinuousClock.now - started
         let latencyMs = Int(latency.components.seconds * 1000 + latency.components.attoseconds / 1_000_000_000_000_000)
         let next = result.succeeded ? nil
@@ -171,113 +166,5 @@ public final class WebhookDispatcher: Service, Sendable {
             // The lease runs out and the row is attempted again: at least once, never lost.
             logger.warning("recording a webhook attempt failed", metadata: ["error": "\(String(reflecting: error))"])
         }
-    }
-
-    struct SendResult: Sendable {
-        var succeeded: Bool
-        var responseCode: Int?
-        var error: String?
-    }
-
-    /// Checks the target, signs and posts; never throws (every failure is a result with an error sentence).
-    func send(_ webhook: ClaimedWebhook, clients: PinnedHTTPClients) async -> SendResult {
-        let url: WebhookURL
-        do {
-            url = try WebhookURL(webhook.url)
-        } catch {
-            return SendResult(succeeded: false, error: "invalid endpoint URL: \(error)")
-        }
-        let pinned: IPAddress?
-        switch await targetCheck.check(url) {
-        case .refused(let reason):
-            return SendResult(succeeded: false, error: "refused before connecting: \(reason)")
-        case .allowed(let address):
-            pinned = address
-        }
-        let secrets = webhook.secrets.compactMap(WebhookSecret.init)
-        guard !secrets.isEmpty else { return SendResult(succeeded: false, error: "the endpoint's secret is unreadable") }
-        let body = Array(WebhookPayload.body(of: webhook).utf8)
-        let id = "msg_\(webhook.outboxID)"
-        let timestamp = Int(Date().timeIntervalSince1970)
-
-        var request = HTTPClientRequest(url: url.text)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "Relay-Webhooks/1")
-        request.headers.add(name: "webhook-id", value: id)
-        request.headers.add(name: "webhook-timestamp", value: String(timestamp))
-        request.headers.add(name: "webhook-signature",
-                            value: WebhookSignature.header(id: id, timestamp: timestamp, body: body, secrets: secrets))
-        request.body = .bytes(ByteBuffer(bytes: body))
-        do {
-            let client = await clients.client(host: url.host, pinnedTo: pinned)
-            let response = try await client.execute(request, deadline: .now() + .seconds(configuration.requestTimeout.components.seconds))
-            var excerpt = ByteBuffer()
-            for try await var chunk in response.body {
-                let room = Self.responseExcerptBytes - excerpt.readableBytes
-                if room > 0, let bytes = chunk.readSlice(length: min(room, chunk.readableBytes)) { excerpt.writeImmutableBuffer(bytes) }
-            }
-            let code = Int(response.status.code)
-            if (200..<300).contains(code) { return SendResult(succeeded: true, responseCode: code) }
-            let text = String(decoding: excerpt.readableBytesView, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            var error = "the endpoint answered \(code) \(response.status.reasonPhrase)"
-            if (300..<400).contains(code) {
-                error += "; redirects are not followed" + (response.headers.first(name: "location").map { " (Location: \($0))" } ?? "")
-            }
-            if !text.isEmpty { error += ": " + String(text.prefix(200)) }
-            return SendResult(succeeded: false, responseCode: code, error: error)
-        } catch let error as HTTPClientError where error == .deadlineExceeded {
-            return SendResult(succeeded: false, error: "no response within \(configuration.requestTimeout)")
-        } catch {
-            return SendResult(succeeded: false, error: "request failed: \(error)")
-        }
-    }
-}
-
-/// HTTP clients that connect to a checked address: one shared client for URLs whose host is an address (or when
-/// the guard is off), and one per (host name, address) whose `dnsOverride` pins the name to the address while
-/// keeping the Host header and TLS server name and certificate check on the name. Idle ones are closed.
-actor PinnedHTTPClients {
-    private let configuration: HTTPClient.Configuration
-    private let shared: HTTPClient
-    private var pinned: [String: (client: HTTPClient, lastUsed: ContinuousClock.Instant)] = [:]
-
-    init(timeout: Duration) {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow,
-                                                     timeout: .init(connect: .seconds(Int64(timeout.components.seconds)),
-                                                                    read: .seconds(Int64(timeout.components.seconds))))
-        configuration.connectionPool.idleTimeout = .seconds(30)
-        self.configuration = configuration
-        self.shared = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
-    }
-
-    func client(host: String, pinnedTo address: IPAddress?) -> HTTPClient {
-        guard let address, IPAddress(host) == nil else { return shared }
-        let key = "\(host)\u{0}\(address)"
-        if let entry = pinned[key] {
-            pinned[key]?.lastUsed = .now
-            return entry.client
-        }
-        var configuration = self.configuration
-        configuration.dnsOverride = [host: address.description]
-        let client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
-        pinned[key] = (client, .now)
-        return client
-    }
-
-    /// Closes the clients not used for ten minutes (a request in flight keeps its client busy, not idle).
-    func closeIdle() async {
-        let cutoff = ContinuousClock.now - .seconds(600)
-        let idle = pinned.filter { $0.value.lastUsed < cutoff }
-        for (key, entry) in idle {
-            pinned[key] = nil
-            try? await entry.client.shutdown()
-        }
-    }
-
-    func shutdownAll() async {
-        for entry in pinned.values { try? await entry.client.shutdown() }
-        pinned = [:]
-        try? await shared.shutdown()
     }
 }
