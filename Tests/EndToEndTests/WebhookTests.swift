@@ -245,6 +245,34 @@ extension RelayHarness {
         }
     }
 
+    @Test func twoNodesSendEveryEventExactlyOnce() async throws {
+        try await withReceiver { first, receiver in
+            let second = try await RelayHarness.start(databaseURL: first.databaseURL, Self.allowPrivate)
+            do {
+                let endpoint = try await first.createWebhook(url: receiver.url, events: ["tenant.paused"])
+                try receiver.trust([try #require(endpoint["secret"] as? String)])
+                let tenant = try #require(UUID(uuidString: first.tenantID))
+                for number in 0..<200 {
+                    try await first.database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: #"{"n": \#(number)}"#)
+                }
+                let requests = try await receiver.waitForRequests(200, timeout: .seconds(60))
+                #expect(Set(requests.compactMap { $0.headers["webhook-id"] }).count == 200)
+                #expect(Set(requests.compactMap { $0.data["n"] as? Int }) == Set(0..<200))
+                #expect(requests.allSatisfy { $0.verified.values.allSatisfy { $0 } })
+                // Nothing more arrives: both dispatchers have finished and none sent a row twice.
+                try await waitUntil("every attempt is logged") {
+                    try await first.send(.GET, "/v1/webhooks/\(endpoint["id"] as? String ?? "")/deliveries?limit=500")
+                        .json["data"].map { ($0 as? [Any])?.count == 200 } ?? false
+                }
+                #expect(try receiver.received().count == 200)
+            } catch {
+                try? await second.stop()
+                throw error
+            }
+            try await second.stop()
+        }
+    }
+
     @Test func goneDisablesTheEndpointAndReEnablingClearsTheReason() async throws {
         try await withReceiver(status: 410) { relay, receiver in
             let endpoint = try await relay.createWebhook(url: receiver.url)
