@@ -54,7 +54,8 @@ CREATE TABLE webhook_deliveries (
     response_code  integer,
     error          text,
     latency_ms     integer NOT NULL,
-    at             timestamptz NOT NULL DEFAULT now()
+    at             timestamptz NOT NULL DEFAULT now(),
+    next_attempt_at timestamptz                          -- a failed attempt that will be retried: when
 );
 CREATE INDEX webhook_deliveries_endpoint_at ON webhook_deliveries (endpoint_id, at DESC, id DESC);
 CREATE INDEX webhook_deliveries_at ON webhook_deliveries (at);

@@ -49,7 +49,7 @@ struct WebhooksController {
         var record: WebhookDeliveryRecord
         enum CodingKeys: String, CodingKey {
             case id, webhookID = "webhook_id", eventType = "event_type", attempt, status, responseCode = "response_code",
-                 error, latencyMs = "latency_ms", at
+                 error, latencyMs = "latency_ms", at, nextAttemptAt = "next_attempt_at"
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -62,6 +62,7 @@ struct WebhooksController {
             try container.encode(record.error, forKey: .error)
             try container.encode(record.latencyMs, forKey: .latencyMs)
             try container.encode(RFC3339.format(record.at), forKey: .at)
+            try container.encode(record.nextAttemptAt.map(RFC3339.format), forKey: .nextAttemptAt)
         }
     }
 

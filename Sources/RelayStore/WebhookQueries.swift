@@ -26,6 +26,8 @@ public struct WebhookDeliveryRecord: Sendable {
     public var error: String?
     public var latencyMs: Int
     public var at: Date
+    /// When a failed attempt is retried; nil after a success or the last attempt.
+    public var nextAttemptAt: Date?
 }
 
 /// The `events` row behind a message webhook, with what the payload needs from its recipient and message.
@@ -225,7 +227,7 @@ extension RelayDatabase {
         try await withDeadline { [self] in
             var query = SQLBuilder("""
                 SELECT d.id, d.outbox_id, d.event_type, d.attempt, d.status, d.response_code, d.error, d.latency_ms, d.at,
-                       (extract(epoch FROM d.at) * 1000000)::bigint, e.id IS NOT NULL
+                       d.next_attempt_at, (extract(epoch FROM d.at) * 1000000)::bigint, e.id IS NOT NULL
                 FROM (SELECT id FROM webhook_endpoints
                 """)
             query.append(" WHERE id = \(query.bind(endpointID)) AND tenant_id = \(query.bind(tenantID))) e")
@@ -239,12 +241,13 @@ extension RelayDatabase {
             query.append(" RIGHT JOIN (SELECT 1) AS one ON true ORDER BY d.at DESC, d.id DESC")
             var found = false
             var page: [(WebhookDeliveryRecord, Int64)] = []
-            for try await (id, outbox, type, attempt, status, code, error, latency, at, micros, exists) in try await client.query(query.query, logger: logger)
-                .decode((Int64?, Int64?, String?, Int?, String?, Int?, String?, Int?, Date?, Int64?, Bool).self) {
+            for try await (id, outbox, type, attempt, status, code, error, latency, at, next, micros, exists) in try await client.query(query.query, logger: logger)
+                .decode((Int64?, Int64?, String?, Int?, String?, Int?, String?, Int?, Date?, Date?, Int64?, Bool).self) {
                 found = exists
                 guard let id, let outbox, let type, let attempt, let status, let latency, let at, let micros else { continue }
                 page.append((WebhookDeliveryRecord(id: id, outboxID: outbox, eventType: type, attempt: attempt, status: status,
-                                                   responseCode: code, error: error, latencyMs: latency, at: at), micros))
+                                                   responseCode: code, error: error, latencyMs: latency, at: at,
+                                                   nextAttemptAt: next), micros))
             }
             guard found else { return nil }
             var next: WebhookCursor?
@@ -356,9 +359,11 @@ extension RelayDatabase {
         return try await withDeadline { [self] in
             let rows = try await client.query("""
                 WITH logged AS (
-                    INSERT INTO webhook_deliveries (outbox_id, endpoint_id, event_type, attempt, status, response_code, error, latency_ms)
+                    INSERT INTO webhook_deliveries (outbox_id, endpoint_id, event_type, attempt, status, response_code, error, latency_ms,
+                                                    next_attempt_at)
                     VALUES (\(outcome.outboxID), \(outcome.endpointID), \(outcome.eventType), \(outcome.attempt),
-                            \(outcome.succeeded ? "succeeded" : "failed"), \(outcome.responseCode), \(outcome.error), \(outcome.latencyMs))
+                            \(outcome.succeeded ? "succeeded" : "failed"), \(outcome.responseCode), \(outcome.error), \(outcome.latencyMs),
+                            \(outcome.nextAttemptAt))
                 ), moved AS (
                     UPDATE webhook_outbox SET attempts = \(outcome.attempt), lease_owner = NULL, state = \(state),
                         due_at = COALESCE(\(outcome.nextAttemptAt), now()),

@@ -223,6 +223,8 @@ extension RelayHarness {
             #expect(log.map { $0["status"] as? String } == ["succeeded", "failed"])
             #expect(log.map { $0["response_code"] as? Int } == [204, 500])
             #expect((log[1]["error"] as? String)?.contains("500") == true)
+            #expect(log[1]["next_attempt_at"] is String, "the failed attempt said when it would be retried")
+            #expect(log[0]["next_attempt_at"] is NSNull)
             #expect(log.allSatisfy { $0["webhook_id"] as? String == deliveryID })
             let metrics = try await relay.send(.GET, "/metrics").text
             #expect(metrics.contains(#"relay_webhook_attempts_total{result="failed",code_class="5xx"} 1"#), "\(metrics)")
