@@ -265,12 +265,14 @@ extension RelayDatabase {
     /// Claims up to `limit` due outbox rows of enabled endpoints (test events also of disabled ones) for `owner`:
     /// `due_at` becomes the lease expiry, so a node that dies mid-delivery gives its rows back after `lease`.
     /// `FOR UPDATE SKIP LOCKED` keeps nodes from claiming the same row. Rows not rendered yet come with their event.
-    public func claimWebhooks(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedWebhook] {
+    /// Rows of the endpoints in `skipping` (those this node is already busy with) are left for later or for others.
+    public func claimWebhooks(owner: UUID, limit: Int, lease: Duration, skipping: [UUID] = []) async throws -> [ClaimedWebhook] {
         try await withDeadline { [self] in
             let rows = try await client.query("""
                 WITH due AS (
                     SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id
                     WHERE o.state = 'pending' AND o.due_at <= now() AND (e.enabled OR o.event_type = 'webhook.test')
+                      AND o.endpoint_id <> ALL(\(skipping)::uuid[])
                     ORDER BY o.due_at LIMIT \(limit) FOR UPDATE OF o SKIP LOCKED
                 ), claimed AS (
                     UPDATE webhook_outbox o SET due_at = now() + make_interval(secs => \(lease.seconds)),

@@ -7,7 +7,8 @@
 //
 // Claim strategy: like the delivery worker, one statement claims due rows of enabled endpoints with
 // FOR UPDATE SKIP LOCKED and stamps a lease, so several nodes never send the same row at once and a killed
-// node's rows are retaken after the lease. At most `concurrency` requests run at once; a 250 ms poll finds new rows.
+// node's rows are retaken after the lease. At most `concurrency` requests run at once, and about
+// `concurrencyPerEndpoint` to one endpoint (its rows are skipped while it is that busy); a 250 ms poll finds new rows.
 //
 // Each attempt: the URL's host is checked by the private-address guard (every resolved address) and the
 // connection is pinned to the checked address; POST with a 15 s deadline, redirects not followed (3xx is a
@@ -16,6 +17,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import RelayCore
 import RelayMetrics
 import RelayStore
 import ServiceLifecycle
@@ -27,6 +29,10 @@ public struct WebhookDispatcherConfiguration: Sendable {
     public var nodeID = UUID()
     /// Requests in flight at once on this node.
     public var concurrency = 32
+    /// Requests to one endpoint in flight at once on this node (at most twice this, as a claim may add this many
+    /// to an endpoint just below it), so that one slow endpoint (up to `requestTimeout` per request) cannot take
+    /// every slot while other tenants' webhooks wait. Also the largest claim.
+    public var concurrencyPerEndpoint = 8
     /// How often an idle dispatcher looks for due rows: the median delay from event to request is about half of
     /// it. An idle poll is one probe of an empty partial index (about 0.1 ms).
     public var pollInterval: Duration = .milliseconds(250)
@@ -53,6 +59,10 @@ public final class WebhookDispatcher: Service, Sendable {
     private let metrics: RelayMetrics?
     private let sender: WebhookSender
     private let inFlight = Atomic<Int>(0)
+    /// Requests in flight per endpoint on this node.
+    private let inFlightByEndpoint = Mutex<[UUID: Int]>([:])
+    /// Signalled when a request finishes, so a loop waiting for a free slot (or for a busy endpoint) claims at once.
+    private let slotFreed = WakeupSignal()
     private let stopping = Atomic<Bool>(false)
 
     public init(database: RelayDatabase, configuration: WebhookDispatcherConfiguration, logger: Logger,
@@ -89,12 +99,17 @@ public final class WebhookDispatcher: Service, Sendable {
             }
             let free = configuration.concurrency - inFlight.load(ordering: .relaxed)
             guard free > 0 else {
-                try? await Task.sleep(for: .milliseconds(50))
+                await slotFreed.wait(timeout: configuration.pollInterval)
                 continue
             }
             var claimed: [ClaimedWebhook]
             do {
-                claimed = try await database.claimWebhooks(owner: configuration.nodeID, limit: free, lease: configuration.leaseTime)
+                let busy = inFlightByEndpoint.withLock { counts in
+                    counts.filter { $0.value >= configuration.concurrencyPerEndpoint }.map(\.key)
+                }
+                claimed = try await database.claimWebhooks(owner: configuration.nodeID,
+                                                           limit: min(free, configuration.concurrencyPerEndpoint),
+                                                           lease: configuration.leaseTime, skipping: busy)
                 // First attempts: render and store the body before sending, so every retry sends these bytes.
                 var firstBodies: [(outboxID: Int64, body: String)] = []
                 for index in claimed.indices where claimed[index].payload == nil {
@@ -111,15 +126,22 @@ public final class WebhookDispatcher: Service, Sendable {
                 continue
             }
             if claimed.isEmpty {
-                try? await Task.sleep(for: configuration.pollInterval)
+                await slotFreed.wait(timeout: configuration.pollInterval)
                 continue
             }
             inFlight.add(claimed.count, ordering: .relaxed)
+            inFlightByEndpoint.withLock { counts in
+                for webhook in claimed { counts[webhook.endpointID, default: 0] += 1 }
+            }
             for webhook in claimed {
                 // Sent to completion even during shutdown: the request is short and its outcome must be written.
                 group.addTask {
                     await self.deliver(webhook, clients: clients)
+                    self.inFlightByEndpoint.withLock { counts in
+                        counts[webhook.endpointID] = counts[webhook.endpointID].flatMap { $0 > 1 ? $0 - 1 : nil }
+                    }
                     self.inFlight.subtract(1, ordering: .relaxed)
+                    self.slotFreed.signal()
                 }
             }
         }

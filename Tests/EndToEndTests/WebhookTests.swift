@@ -25,8 +25,8 @@ final class WebhookReceiver: Sendable {
 
     var url: String { "http://127.0.0.1:\(port)/hook" }
 
-    /// Answers 500 to the first `failFirst` requests, then `status` to every request.
-    static func start(failFirst: Int = 0, status: Int = 204) async throws -> WebhookReceiver {
+    /// Answers 500 to the first `failFirst` requests, then `status` to every request, each after `delay`.
+    static func start(failFirst: Int = 0, status: Int = 204, delay: Duration = .zero) async throws -> WebhookReceiver {
         let port = try freePort()
         let base = NSTemporaryDirectory() + "relay-webhooks-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: base + ".jsonl", contents: nil)
@@ -34,6 +34,7 @@ final class WebhookReceiver: Sendable {
         let child = try ChildProcess(try findExecutable("python3"), [
             try peerScript("webhook_receiver.py"), "--port", "\(port)", "--record", base + ".jsonl",
             "--secrets-file", base + ".secrets", "--fail-first", "\(failFirst)", "--status", "\(status)",
+            "--delay", "\(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)",
         ], logPath: base + ".log")
         let receiver = WebhookReceiver(port: port, recordPath: base + ".jsonl", secretsPath: base + ".secrets", child: child)
         try await waitUntilListening(child, host: "127.0.0.1", port: port, name: "the webhook receiver",
@@ -273,6 +274,29 @@ extension RelayHarness {
             }
             try await second.stop()
         }
+    }
+
+    @Test func aSlowEndpointDoesNotHoldUpTheOthers() async throws {
+        let slow = try await WebhookReceiver.start(delay: .seconds(4))
+        do {
+            try await withReceiver { relay, fast in
+                _ = try await relay.createWebhook(url: slow.url, events: ["tenant.paused"])
+                let fastID = try #require(try await relay.createWebhook(url: fast.url, events: ["bounced"])["id"] as? String)
+                let tenant = try #require(UUID(uuidString: relay.tenantID))
+                for _ in 0..<40 { try await relay.database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") }
+                try await slow.waitForRequests(8)
+                // 40 slow requests are due before it, yet the test event goes out while they hang.
+                #expect(try await relay.send(.POST, "/v1/webhooks/\(fastID)/test").status == 202)
+                let started = ContinuousClock.now
+                try await fast.waitForRequests(1, timeout: .seconds(10))
+                #expect(ContinuousClock.now - started < .seconds(3), "not stuck behind the slow endpoint's 4 s requests")
+                #expect(try slow.received().count <= 16, "at most about twice the per-endpoint limit in flight")
+            }
+        } catch {
+            await slow.stop()
+            throw error
+        }
+        await slow.stop()
     }
 
     @Test func goneDisablesTheEndpointAndReEnablingClearsTheReason() async throws {

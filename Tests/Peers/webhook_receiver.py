@@ -6,7 +6,7 @@ against each secret in --secrets-file (one `whsec_…` per line, re-read on ever
 the rotated secret). Each request is appended to --record as one JSON line:
   {"path", "headers": {lower-case name: value}, "body": "...",
    "verified": {"<secret>": true|false, ...}, "status": <answered status>, "received_at": <unix time>}
---fail-first N answers 500 to the first N requests; --status CODE answers CODE to every request (e.g. 410).
+--delay SECONDS waits that long before answering (after recording); --fail-first N answers 500 to the first N requests; --status CODE answers CODE to every request (e.g. 410).
 Otherwise it answers 204. A 3xx answer carries Location: /elsewhere. Prints "READY" once listening.
 """
 import argparse
@@ -26,6 +26,7 @@ def main():
     parser.add_argument("--secrets-file", required=True)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--status", type=int, default=204)
+    parser.add_argument("--delay", type=float, default=0.0)
     args = parser.parse_args()
     lock = threading.Lock()
     counter = {"requests": 0}
@@ -51,6 +52,8 @@ def main():
                 with open(args.record, "a") as f:
                     f.write(json.dumps({"path": self.path, "headers": headers, "body": body.decode("utf-8", "replace"),
                                         "verified": verified, "status": status, "received_at": time.time()}) + "\n")
+            if args.delay:
+                time.sleep(args.delay)
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", "/elsewhere")

@@ -139,4 +139,19 @@ import Testing
             #expect(claimed.map(\.dataJSON) == [#"{"n": 2}"#], "resumed at once; the expired one is failed")
         }
     }
+
+    @Test func aBusyEndpointIsSkippedSoOthersAreClaimed() async throws {
+        try await withMigratedStore { database, tenant in
+            let slow = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://slow.example/", events: ["tenant.paused"],
+                                                                secret: "whsec_AAAA")
+            for _ in 0..<20 { try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") }
+            let other = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://other.example/", events: [],
+                                                                 secret: "whsec_AAAA")
+            _ = try await database.enqueueWebhook(endpointID: other.id, tenantID: tenant, type: "webhook.test", dataJSON: "{}")
+            // The slow endpoint's rows are older, but while it is busy the other endpoint's row comes first.
+            let claimed = try await database.claimWebhooks(owner: UUID(), limit: 5, lease: .seconds(60), skipping: [slow.id])
+            #expect(claimed.map(\.endpointID) == [other.id])
+            #expect(try await database.claimWebhooks(owner: UUID(), limit: 5, lease: .seconds(60)).count == 5)
+        }
+    }
 }
