@@ -69,7 +69,9 @@ import Testing
     }
 
     @Test func concurrentDispatchersNeverClaimTheSameRowAndALostLeaseIsTakenOver() async throws {
-        try await withMigratedStore { database, tenant in
+        try await withMigratedStore { store, tenant in
+            // This test is about exclusivity, not latency: a loaded CI machine may take longer than the API's 5 s.
+            let database = RelayDatabase(client: store.client, logger: .init(label: "test"), requestTimeout: .seconds(60))
             let endpoint = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: [],
                                                                     secret: "whsec_AAAA")
             for _ in 0..<60 { try await database.enqueueWebhookEvent(tenantID: tenant, type: "tenant.paused", dataJSON: "{}") }

