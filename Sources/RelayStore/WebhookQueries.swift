@@ -268,6 +268,8 @@ extension RelayDatabase {
     /// Rows of the endpoints in `skipping` (those this node is already busy with) are left for later or for others.
     public func claimWebhooks(owner: UUID, limit: Int, lease: Duration, skipping: [UUID] = []) async throws -> [ClaimedWebhook] {
         try await withDeadline { [self] in
+            // Kept apart from the events join, whose planning over every day partition (several ms) an idle poll
+            // should not pay four times a second.
             let rows = try await client.query("""
                 WITH due AS (
                     SELECT o.id FROM webhook_outbox o JOIN webhook_endpoints e ON e.id = o.endpoint_id
@@ -283,33 +285,49 @@ extension RelayDatabase {
                 )
                 SELECT c.id, c.endpoint_id, e.url, e.secret,
                        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END,
-                       c.event_type, c.attempts, c.created_at, c.payload, c.data::text,
-                       ev.id, ev.message_id, r.email, ev.at, ev.attempt, ev.mx, ev.reply_code, ev.reply_enhanced, ev.reply_text,
-                       m.tags, m.metadata::text
-                FROM claimed c
-                JOIN webhook_endpoints e ON e.id = c.endpoint_id
-                LEFT JOIN events ev ON c.payload IS NULL AND ev.message_id = c.message_id AND ev.id = c.event_id AND ev.at = c.event_at
-                LEFT JOIN recipients r ON r.id = ev.recipient_id
-                LEFT JOIN messages m ON m.id = ev.message_id
+                       c.event_type, c.attempts, c.created_at, c.payload, c.data::text, c.message_id, c.event_id, c.event_at
+                FROM claimed c JOIN webhook_endpoints e ON e.id = c.endpoint_id
                 """, logger: logger)
             var claimed: [ClaimedWebhook] = []
-            for try await row in rows {
-                let (id, endpoint, url, secret, previous, type, attempts, created, payload, data,
-                     eventID, messageID, email, at, attempt, mx, code, enhanced, text, tags, metadata) = try row.decode(
-                    (Int64, UUID, String, String, String?, String, Int, Date, String?, String?,
-                     Int64?, UUID?, String?, Date?, Int?, String?, Int?, String?, String?, [String]?, String?).self)
-                var webhook = ClaimedWebhook(outboxID: id, endpointID: endpoint, url: url, secrets: [secret] + (previous.map { [$0] } ?? []),
-                                             eventType: type, attempts: attempts, createdAt: created, payload: payload, dataJSON: data)
-                if let eventID, let messageID, let email, let at, let attempt {
-                    webhook.messageEvent = WebhookMessageEvent(
-                        eventID: eventID, messageID: messageID, recipient: email, type: type, at: at, attempt: attempt, mx: mx,
-                        reply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
-                        detail: code == nil ? text : nil, tags: tags ?? [], metadataJSON: metadata ?? "{}")
-                }
-                claimed.append(webhook)
+            var unrendered: [(outboxID: Int64, messageID: UUID, eventID: Int64, at: Date)] = []
+            for try await (id, endpoint, url, secret, previous, type, attempts, created, payload, data, messageID, eventID, eventAt)
+                in rows.decode((Int64, UUID, String, String, String?, String, Int, Date, String?, String?, UUID?, Int64?, Date?).self) {
+                claimed.append(ClaimedWebhook(outboxID: id, endpointID: endpoint, url: url, secrets: [secret] + (previous.map { [$0] } ?? []),
+                                              eventType: type, attempts: attempts, createdAt: created, payload: payload, dataJSON: data))
+                if payload == nil, let messageID, let eventID, let eventAt { unrendered.append((id, messageID, eventID, eventAt)) }
             }
-            return claimed
+            if unrendered.isEmpty { return claimed }
+            let events = try await messageEvents(unrendered)
+            return claimed.map { webhook in
+                var webhook = webhook
+                webhook.messageEvent = events[webhook.outboxID]
+                return webhook
+            }
         }
+    }
+
+    /// The events rows behind outbox rows (by outbox id), with their recipient and message. The `at` of each
+    /// lets PostgreSQL open only that day's partition.
+    private func messageEvents(_ rows: [(outboxID: Int64, messageID: UUID, eventID: Int64, at: Date)]) async throws
+        -> [Int64: WebhookMessageEvent] {
+        let found = try await client.query("""
+            SELECT x.outbox_id, ev.id, ev.message_id, ev.type, r.email, ev.at, ev.attempt, ev.mx, ev.reply_code, ev.reply_enhanced,
+                   ev.reply_text, m.tags, m.metadata::text
+            FROM unnest(\(rows.map(\.outboxID))::bigint[], \(rows.map(\.messageID))::uuid[], \(rows.map(\.eventID))::bigint[],
+                        \(rows.map(\.at))::timestamptz[]) AS x(outbox_id, message_id, event_id, event_at)
+            JOIN events ev ON ev.message_id = x.message_id AND ev.id = x.event_id AND ev.at = x.event_at
+            JOIN recipients r ON r.id = ev.recipient_id
+            JOIN messages m ON m.id = ev.message_id
+            """, logger: logger)
+        var events: [Int64: WebhookMessageEvent] = [:]
+        for try await (outboxID, eventID, messageID, type, email, at, attempt, mx, code, enhanced, text, tags, metadata) in found.decode(
+            (Int64, Int64, UUID, String, String, Date, Int, String?, Int?, String?, String?, [String], String).self) {
+            events[outboxID] = WebhookMessageEvent(
+                eventID: eventID, messageID: messageID, recipient: email, type: type, at: at, attempt: attempt, mx: mx,
+                reply: code.map { DeliveryReply(code: $0, enhanced: enhanced, text: text ?? "") },
+                detail: code == nil ? text : nil, tags: tags, metadataJSON: metadata)
+        }
+        return events
     }
 
     /// Stores the bodies rendered for rows' first attempts, so that every retry sends the same bytes (a body

@@ -315,8 +315,16 @@ extension RelayHarness {
             #expect(enabled.status == 200)
             #expect(enabled.json["enabled"] as? Bool == true)
             #expect(enabled.json["disabled_reason"] is NSNull)
+            // Re-enabling resumed the delivery that waited; the receiver is still gone, so it is disabled again.
+            try await receiver.waitForRequests(2)
+            try await waitUntil("the endpoint is disabled again") {
+                try await relay.send(.GET, "/v1/webhooks/\(id)").json["disabled_reason"] as? String == "gone_410"
+            }
+
+            let other = try #require(try await relay.createWebhook(url: receiver.url)["id"] as? String)
             let change: [String: any Sendable] = ["enabled": false, "events": ["bounced"]]
-            let disabled = try await relay.send(.PATCH, "/v1/webhooks/\(id)", json: change)
+            let disabled = try await relay.send(.PATCH, "/v1/webhooks/\(other)", json: change)
+            #expect(disabled.json["enabled"] as? Bool == false)
             #expect(disabled.json["disabled_reason"] as? String == "manual")
             #expect(disabled.json["events"] as? [String] == ["bounced"])
         }
