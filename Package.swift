@@ -138,6 +138,7 @@ let package = Package(
                 .embedInCode("0004_logs_and_stats.sql"),
                 .embedInCode("0005_suppressions.sql"),
                 .embedInCode("0006_bounces_and_reputation.sql"),
+                .embedInCode("0007_webhooks.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -171,11 +172,27 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Signed webhooks: Standard Webhooks signing, payloads, the private-address guard, retry schedule, and
+        // the dispatcher that sends the PostgreSQL outbox with AsyncHTTPClient.
+        .target(
+            name: "RelayWebhooks",
+            dependencies: [
+                "RelayCore", "RelayStore", "RelayMetrics",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // HTTP API: controllers, request validation, auth, error rendering, and the dashboard's static files.
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -192,7 +209,7 @@ let package = Package(
             name: "RelayApp",
             dependencies: [
                 "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient", "SMTPServer", "RelaySubmission",
-                "RelayMetrics", "RelayInbound",
+                "RelayMetrics", "RelayInbound", "RelayWebhooks",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -245,6 +262,7 @@ let package = Package(
         .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayWebhooksTests", dependencies: ["RelayWebhooks", "RelayStore", "RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayInboundTests", dependencies: ["RelayInbound", "BounceParser", "RelayStore", "RelayCore"],

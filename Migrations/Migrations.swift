@@ -25,4 +25,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._005_suppressions_sql, as: UTF8.self)),
     Migration(version: 6, name: "0006_bounces_and_reputation.sql",
               sql: String(decoding: PackageResources._006_bounces_and_reputation_sql, as: UTF8.self)),
+    Migration(version: 7, name: "0007_webhooks.sql",
+              sql: String(decoding: PackageResources._007_webhooks_sql, as: UTF8.self)),
 ]

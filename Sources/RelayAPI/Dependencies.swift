@@ -2,6 +2,7 @@ import Foundation
 import RelayCore
 import RelayMetrics
 import RelayStore
+import RelayWebhooks
 
 /// What the HTTP API needs from the rest of the application.
 public struct APIDependencies: Sendable {
@@ -25,6 +26,8 @@ public struct APIDependencies: Sendable {
     public var refreshMetrics: @Sendable () async -> Void
     /// The reputation guard's thresholds, for the `reputation` section of `/v1/stats`.
     public var reputation = ReputationThresholds()
+    /// Refuses webhook URLs on private addresses (off with `RELAY_WEBHOOK_ALLOW_PRIVATE`).
+    public var webhookTargetCheck = WebhookTargetCheck(allowPrivate: false)
 
     /// Creates the dependencies.
     public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,

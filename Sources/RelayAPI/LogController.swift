@@ -45,8 +45,7 @@ struct LogController {
             try container.encode(record.reply?.text, forKey: .replyText)
             try container.encode(record.detail, forKey: .detail)
             try container.encode(record.durationMs, forKey: .durationMs)
-            let bounce = BounceClassifier.classify(outcome: record.type, reply: record.reply,
-                                                   failureReason: record.detail.flatMap(LogController.failureLabel))
+            let bounce = BounceClassifier.classify(event: record.type, reply: record.reply, detail: record.detail)
             try container.encode(bounce?.type.rawValue, forKey: .bounceType)
             try container.encode(bounce?.reason.rawValue, forKey: .bounceReason)
         }
@@ -65,14 +64,6 @@ struct LogController {
         let (events, next) = try await database.events(tenantID: tenant, filter: filter, limit: limit,
                                                        ascending: ascending, after: cursor)
         return try JSONResponse.make(.ok, Page(data: events.map(EventJSON.init), nextCursor: next.map(EventCursorCoding.encode)))
-    }
-
-    /// Events store no failure label; a failure without a reply is told apart by the sentence Relay wrote for
-    /// it (Deliverer and DeliveryWorker): NXDOMAIN or null MX, or expiry. Anything else is a network failure.
-    static func failureLabel(_ detail: String) -> String? {
-        if detail.contains("(NXDOMAIN)") || detail.contains("(null MX") { return "domain_not_found" }
-        if detail.contains("expired") { return "expired" }
-        return nil
     }
 
     struct EventList: Encodable {

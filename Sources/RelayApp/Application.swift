@@ -14,6 +14,7 @@ import SMTPClient
 import SMTPServer
 import RelayInbound
 import RelaySubmission
+import RelayWebhooks
 import ServiceLifecycle
 import Synchronization
 
@@ -54,7 +55,7 @@ public func buildApplication(
                                 eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
     let inboundSessions = SessionCounter()
 
-    let router = buildRouter(APIDependencies(
+    var apiDependencies = APIDependencies(
         database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
         messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
         isReady: { schemaReady.isOpen },
@@ -68,7 +69,9 @@ public func buildApplication(
                                 maximumConnections: maximumConnections,
                                 outboundSessions: configuration.roles.contains(.worker) ? worker.openConnections : 0,
                                 inboundSessions: inboundSessions.count)
-        }, reputation: configuration.reputation), serveAPI: configuration.roles.contains(.api))
+        }, reputation: configuration.reputation)
+    apiDependencies.webhookTargetCheck = WebhookTargetCheck(allowPrivate: configuration.webhookAllowPrivate)
+    let router = buildRouter(apiDependencies, serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
     // service applies migrations, retrying until the database is reachable, then opens the gate for the API,
@@ -101,6 +104,12 @@ public func buildApplication(
     }
     if configuration.roles.contains(.worker) {
         services.append(GatedService(gate: schemaReady, service: worker))
+        var webhooks = WebhookDispatcherConfiguration()
+        webhooks.allowPrivateAddresses = configuration.webhookAllowPrivate
+        webhooks.leaseTime = max(configuration.leaseTime, .seconds(30))
+        webhooks.historyRetention = configuration.logRetention
+        services.append(GatedService(gate: schemaReady, service: WebhookDispatcher(
+            database: database, configuration: webhooks, logger: logger, metrics: metrics)))
     }
     return Application(
         router: router,

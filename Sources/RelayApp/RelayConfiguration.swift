@@ -65,6 +65,9 @@ public struct RelayConfiguration: Sendable {
     public var logRetention: Duration = .seconds(30 * 86_400)
     /// `RELAY_LOG_FORMAT` (default `text`): `text` lines or `json` (one JSON object per line).
     public var logFormat: LogFormat = .text
+    /// `RELAY_WEBHOOK_ALLOW_PRIVATE` (default false): let webhook URLs point at private, loopback, link-local and
+    /// other non-public addresses (the SSRF guard off), for tests and deployments whose receivers are internal.
+    public var webhookAllowPrivate = false
 
     /// `RELAY_BOUNCE_DOMAIN`: the domain of VERP envelope senders (`bounce+<token>@<domain>`); unset → the
     /// `bounces.` subdomain of each message's sender domain. Its MX must point at the inbound listener.
@@ -122,7 +125,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_SMTP_AUTH_FAILURES", "RELAY_SMTP_MAX_RECIPIENTS", "RELAY_SMTP_MAX_SESSIONS", "RELAY_SMTP_COMMAND_TIMEOUT",
         "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT", "RELAY_BOUNCE_DOMAIN", "RELAY_INBOUND_ADDR", "RELAY_SOFT_BOUNCE_LIMIT",
         "RELAY_SOFT_BOUNCE_SUPPRESSION", "RELAY_REPUTATION_GUARD", "RELAY_REPUTATION_WINDOW", "RELAY_REPUTATION_MIN_SENDS",
-        "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE",
+        "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -265,6 +268,7 @@ public struct RelayConfiguration: Sendable {
             }
             reputation[keyPath: keyPath] = rate
         }
+        if let allow = try boolean("RELAY_WEBHOOK_ALLOW_PRIVATE") { webhookAllowPrivate = allow }
         if let format = value("RELAY_LOG_FORMAT") {
             guard let parsed = LogFormat(rawValue: format.lowercased()) else {
                 throw ConfigurationError("RELAY_LOG_FORMAT=\(format) is not one of text, json")

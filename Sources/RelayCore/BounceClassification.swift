@@ -359,4 +359,17 @@ extension BounceClassifier {
             return networkFailure
         }
     }
+
+    /// The classification of an `events` row. Events store no failure label; a failure without a reply is told
+    /// apart by the sentence Relay wrote for it (Deliverer and DeliveryWorker): NXDOMAIN or null MX, or expiry.
+    /// Anything else is a network failure. The event log and webhooks both classify through here.
+    public static func classify(event type: String, reply: DeliveryReply?, detail: String?) -> BounceClassification? {
+        classify(outcome: type, reply: reply, failureReason: detail.flatMap(failureLabel(eventDetail:)))
+    }
+
+    static func failureLabel(eventDetail detail: String) -> String? {
+        if detail.contains("(NXDOMAIN)") || detail.contains("(null MX") { return "domain_not_found" }
+        if detail.contains("expired") { return "expired" }
+        return nil
+    }
 }

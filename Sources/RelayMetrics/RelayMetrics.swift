@@ -42,6 +42,15 @@ public final class RelayMetrics: Sendable {
         CoreMetrics.Timer(label: "relay_delivery_duration_seconds", dimensions: [], factory: factory).recordNanoseconds(Self.nanoseconds(duration))
     }
 
+    /// One webhook attempt ended: `result` is `succeeded` or `failed`; `code_class` the HTTP status class
+    /// (`2xx` … `5xx`), `none` when there was no answer (timeout, connection error, refused address).
+    public func webhookAttempt(succeeded: Bool, responseCode: Int?) {
+        let codeClass = responseCode.map { "\($0 / 100)xx" } ?? "none"
+        CoreMetrics.Counter(label: "relay_webhook_attempts_total",
+                            dimensions: [("result", succeeded ? "succeeded" : "failed"), ("code_class", codeClass)], factory: factory)
+            .increment()
+    }
+
     /// An HTTP request was answered. `route` is the matched route pattern (e.g. `/v1/messages/:id`), never the
     /// raw path, so that ids cannot blow up the number of series.
     public func httpRequest(method: String, route: String, status: Int, duration: Duration) {

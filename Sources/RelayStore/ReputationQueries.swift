@@ -48,12 +48,20 @@ extension RelayDatabase {
         let reason = assessment.reason ?? "reputation"
         return try await withDeadline { [self] in
             let rows = try await client.query("""
-                UPDATE tenants SET paused_at = now(), paused_reason = \(reason),
-                                   paused_bounce_rate = \(assessment.bounceRate), paused_complaint_rate = \(assessment.complaintRate)
-                WHERE id = \(id) AND paused_at IS NULL
-                RETURNING id
+                WITH paused AS (
+                    UPDATE tenants SET paused_at = now(), paused_reason = \(reason),
+                                       paused_bounce_rate = \(assessment.bounceRate),
+                                       paused_complaint_rate = \(assessment.complaintRate)
+                    WHERE id = \(id) AND paused_at IS NULL
+                    RETURNING id, paused_at
+                )
+                SELECT id, relay_enqueue_webhook_event(id, 'tenant.paused', jsonb_build_object(
+                           'tenant_id', id, 'reason', \(reason)::text, 'bounce_rate', \(assessment.bounceRate)::float8,
+                           'complaint_rate', \(assessment.complaintRate)::float8, 'sends', \(assessment.sends)::int,
+                           'paused_at', to_char(paused_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+                FROM paused
                 """, logger: logger)
-            for try await _ in rows.decode(UUID.self) { return true }
+            for try await _ in rows.decode((UUID, Int).self) { return true }
             return false
         }
     }

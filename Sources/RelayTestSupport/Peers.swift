@@ -157,18 +157,8 @@ public final class RecordingSMTPSink: Sendable {
         if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
         let child = try ChildProcess(try findExecutable("python3"), arguments, logPath: record + ".log")
         let sink = RecordingSMTPSink(host: host, port: port, recordPath: record, child: child)
-        do {
-            try await waitUntil("the aiosmtpd sink listens on \(host):\(port)", timeout: .seconds(20)) {
-                if !child.isRunning {
-                    let log = (try? String(contentsOfFile: record + ".log", encoding: .utf8)) ?? ""
-                    throw TestSupportError("the aiosmtpd sink exited (is aiosmtpd installed? scripts/test installs it): \(log)")
-                }
-                return isListening(host: host, port: port)
-            }
-        } catch {
-            await child.stop()
-            throw error
-        }
+        try await waitUntilListening(child, host: host, port: port, name: "the aiosmtpd sink", package: "aiosmtpd",
+                                     logPath: record + ".log")
         return sink
     }
 
@@ -195,6 +185,24 @@ public final class RecordingSMTPSink: Sendable {
     /// Stops the sink.
     public func stop() async {
         await child.stop()
+    }
+}
+
+/// Waits until a Python peer listens on host:port; if it exits first (or never listens), stops it and throws
+/// with its log, naming the package it probably lacks.
+public func waitUntilListening(_ child: ChildProcess, host: String, port: Int, name: String, package: String,
+                               logPath: String) async throws {
+    do {
+        try await waitUntil("\(name) listens on \(host):\(port)", timeout: .seconds(20)) {
+            if !child.isRunning {
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                throw TestSupportError("\(name) exited (is \(package) installed? scripts/test installs it): \(log)")
+            }
+            return isListening(host: host, port: port)
+        }
+    } catch {
+        await child.stop()
+        throw error
     }
 }
 

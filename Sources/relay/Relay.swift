@@ -87,6 +87,9 @@ struct ConfigurationOptions: ParsableArguments {
     var reputationBounceRate: String?
     @Option(name: .customLong("reputation-complaint-rate"), help: "RELAY_REPUTATION_COMPLAINT_RATE (default 0.005)")
     var reputationComplaintRate: String?
+    @Option(name: .customLong("webhook-allow-private"),
+            help: "RELAY_WEBHOOK_ALLOW_PRIVATE (default false): allow webhook URLs on private, loopback and link-local addresses")
+    var webhookAllowPrivate: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -108,6 +111,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REPUTATION_GUARD", reputationGuard), ("RELAY_REPUTATION_WINDOW", reputationWindow),
             ("RELAY_REPUTATION_MIN_SENDS", reputationMinSends), ("RELAY_REPUTATION_BOUNCE_RATE", reputationBounceRate),
             ("RELAY_REPUTATION_COMPLAINT_RATE", reputationComplaintRate),
+            ("RELAY_WEBHOOK_ALLOW_PRIVATE", webhookAllowPrivate),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

@@ -150,7 +150,11 @@ import Testing
     }
 
     @Test func aComplaintMarksTheRecipientComplainedAndSuppressesIt() async throws {
-        try await RelayHarness.withDestination(inbound: true) { relay, sink in
+        let receiver = try await WebhookReceiver.start()
+        defer { Task { await receiver.stop() } }
+        try await RelayHarness.withDestination(inbound: true, { $0.webhookAllowPrivate = true }) { relay, sink in
+            let endpoint = try await relay.createWebhook(url: receiver.url, events: ["complained"])
+            try receiver.trust([try #require(endpoint["secret"] as? String)])
             let id = try await relay.sendMessage(["from": "alice@example.com", "to": "grumpy@dest.test", "subject": "s", "text": "t"])
             #expect(try await relay.waitUntilFinal(id).first?["status"] as? String == "delivered")
             let returnPath = try #require(try sink.received().first?.mailFrom)
@@ -168,6 +172,13 @@ import Testing
             #expect(listed.first?["reason"] as? String == "complaint")
             let totals = try await relay.send(.GET, "/v1/stats").json["totals"] as? [String: Any] ?? [:]
             #expect(totals["complained"] as? Int == 1)
+            // The app hears of it once, signed, with the message and recipient.
+            let complained = try await receiver.waitForRequests(1)
+            #expect(complained.count == 1)
+            #expect(complained.first?.json["type"] as? String == "complained")
+            #expect(complained.first?.data["message_id"] as? String == id)
+            #expect(complained.first?.data["recipient"] as? String == "grumpy@dest.test")
+            #expect(complained.first?.verified.values.allSatisfy { $0 } == true)
         }
     }
 

@@ -9,9 +9,14 @@ import Testing
 /// queued mail held, not lost) until an admin resumes it.
 @Suite struct ReputationTests {
     @Test func aHighBounceRatePausesTheTenantUntilAnAdminResumesIt() async throws {
+        let receiver = try await WebhookReceiver.start()
+        defer { Task { await receiver.stop() } }
         try await RelayHarness.withDestination(smtp: true, { configuration in
             configuration.reputation.minimumSends = 20
+            configuration.webhookAllowPrivate = true
         }) { relay, sink in
+            let endpoint = try await relay.createWebhook(url: receiver.url, events: ["tenant.paused"])
+            try receiver.trust([try #require(endpoint["secret"] as? String)])
             // 20 sends, 3 of them hard bounces: 15% ≥ 10%.
             let recipients = (1...17).map { "ok\($0)@dest.test" } + (1...3).map { "bounce\($0)@dest.test" }
             let id = try await relay.sendMessage(["from": "alice@example.com", "to": recipients, "subject": "s", "text": "t"])
@@ -26,6 +31,13 @@ import Testing
             #expect(reputation["bounce_rate"] as? Double == 0.15)
             #expect(reputation["paused_at"] is String)
             #expect(reputation["sends"] as? Int == 20)
+            // The tenant's own systems hear of it: a signed tenant.paused webhook.
+            let paused = try await receiver.waitForRequests(1).first
+            #expect(paused?.json["type"] as? String == "tenant.paused")
+            #expect(paused?.data["reason"] as? String == "bounce_rate")
+            #expect(paused?.data["bounce_rate"] as? Double == 0.15)
+            #expect(paused?.data["tenant_id"] as? String == relay.tenantID)
+            #expect(paused?.verified.values.allSatisfy { $0 } == true, "standardwebhooks verified the signature")
 
             let refused = try await relay.send(.POST, "/v1/messages", json: [
                 "from": "alice@example.com", "to": "ok1@dest.test", "subject": "s", "text": "t"])

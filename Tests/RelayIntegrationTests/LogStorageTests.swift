@@ -11,15 +11,6 @@ import Testing
 private let testLogger = Logger(label: "test")
 
 @Suite struct LogStorageTests {
-    func withStore(_ body: (RelayDatabase, UUID) async throws -> Void) async throws {
-        let url = try await TestDatabase.create()
-        let (database, task) = try TestDatabase.connect(url)
-        defer { task.cancel() }
-        try await Migrator(client: database.client, logger: .init(label: "test")).migrate()
-        let (tenant, _) = try await database.createTenant(name: "acme")
-        try await body(database, tenant.id)
-    }
-
     func count(_ database: RelayDatabase, _ sql: String) async throws -> Int {
         let rows = try await database.client.query(PostgresQuery(unsafeSQL: sql), logger: testLogger)
         for try await value in rows.decode(Int.self) { return value }
@@ -44,7 +35,7 @@ private let testLogger = Logger(label: "test")
     }
 
     @Test func retentionDropsWholeDayPartitionsAndKeepsRecentOnes() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let utc = Calendar(identifier: .gregorian)
             var calendar = utc
             calendar.timeZone = TimeZone(identifier: "UTC")!
@@ -85,7 +76,7 @@ private let testLogger = Logger(label: "test")
     }
 
     @Test func theSQLLatencyBucketsAgreeWithLatencyHistogram() async throws {
-        try await withStore { database, _ in
+        try await withMigratedStore { database, _ in
             let samples: [Double] = [0, 1, 9.99, 10, 11.9, 12, 12.1, 100, 999, 1000, 1234.5, 60_000, 3_600_000, 86_400_000,
                                      7 * 86_400_000, 30 * 86_400_000]
             for ms in samples {
@@ -98,7 +89,7 @@ private let testLogger = Logger(label: "test")
     }
 
     @Test func foldingWhileWritersAppendCountsEveryDeltaOnce() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let writers = 4
             let perWriter = 200
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -129,7 +120,7 @@ private let testLogger = Logger(label: "test")
     /// Breakdowns mix daily rows (whole days), hourly rows (the partial days at the ends) and unfolded deltas;
     /// every combination must give the same figures as summing the hours of the range.
     @Test func breakdownsOverPartialDaysAgreeWithTheHourlyRows() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             // One delta per hour for 4 days, alternating two domains; hour h delivers h+1 messages.
             let start = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 86_400).rounded(.down) * 86_400 - 3 * 86_400)
             for hour in 0..<96 {

@@ -8,16 +8,6 @@ import Testing
 /// The PostgreSQL queue against a real server: enqueue, claim, lease expiry and takeover, batch completion,
 /// and that concurrent claimers never get the same recipient twice.
 @Suite struct QueueTests {
-    /// A migrated database with one tenant; `body` gets the store and the tenant id.
-    func withStore(_ body: (RelayDatabase, UUID) async throws -> Void) async throws {
-        let url = try await TestDatabase.create()
-        let (database, task) = try TestDatabase.connect(url)
-        defer { task.cancel() }
-        try await Migrator(client: database.client, logger: .init(label: "test")).migrate()
-        let (tenant, _) = try await database.createTenant(name: "acme")
-        try await body(database, tenant.id)
-    }
-
     func message(tenant: UUID, recipients: [String]) -> NewMessage {
         NewMessage(id: TimeOrderedUUID.make(), tenantID: tenant, mailFrom: "a@example.com", fromHeader: "a@example.com",
                    subject: "s", messageIDHeader: "x@relay.test", tags: ["t"], metadataJSON: "{}",
@@ -26,7 +16,7 @@ import Testing
     }
 
     @Test func enqueueThenClaimLeasesEachRecipientOnce() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let message = message(tenant: tenant, recipients: ["b@one.test", "c@one.test", "d@two.test"])
             #expect(try await database.enqueue(message, idempotency: nil) == .stored)
             let owner = UUID()
@@ -41,7 +31,7 @@ import Testing
     }
 
     @Test func expiredLeaseIsTakenOverAndTheOldOwnerCannotWrite() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
             let crashed = UUID()
             let first = try await database.claim(owner: crashed, limit: 10, lease: .milliseconds(300))
@@ -66,7 +56,7 @@ import Testing
     }
 
     @Test func deferredRecipientWaitsUntilItsNextAttempt() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
             let owner = UUID()
             let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(60))
@@ -91,7 +81,7 @@ import Testing
     }
 
     @Test func concurrentClaimersNeverShareARecipient() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             for batch in 0..<10 {
                 let recipients = (0..<50).map { "user\(batch)-\($0)@d\($0 % 7).test" }
                 _ = try await database.enqueue(message(tenant: tenant, recipients: recipients), idempotency: nil)
@@ -125,7 +115,7 @@ import Testing
     }
 
     @Test func releasedLeasesAreDueAtOnce() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test", "c@one.test"]), idempotency: nil)
             let owner = UUID()
             let claimed = try await database.claim(owner: owner, limit: 10, lease: .seconds(600))
@@ -135,7 +125,7 @@ import Testing
     }
 
     @Test func idempotencyKeyReplaysOrConflicts() async throws {
-        try await withStore { database, tenant in
+        try await withMigratedStore { database, tenant in
             let first = message(tenant: tenant, recipients: ["b@one.test"])
             let request = IdempotencyRequest(key: "k1", requestHash: [1, 2, 3], statusCode: 202, responseBody: "{\"id\":\"first\"}")
             let stored = try await database.enqueue(first, idempotency: request)
