@@ -32,12 +32,19 @@ import Testing
             "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off",
             // 2 hard bounces in 19 sends (10.5%) pause the tenant: the page must say so.
             "RELAY_REPUTATION_MIN_SENDS": "19",
+            // Webhook endpoints on loopback (nothing listens there): the page lists them with their state.
+            "RELAY_WEBHOOK_ALLOW_PRIVATE": "true",
         ], port: port, log: log)
         defer { try? FileManager.default.removeItem(atPath: log) }
         do {
             let tenant = try await RelayHarness.send(port: port, .POST, "/admin/tenants", json: ["name": "dash"], bearer: "dashboard-admin")
             let key = try #require(tenant.json["api_key"] as? String)
             _ = try await RelayHarness.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
+            let hook = try await RelayHarness.send(port: port, .POST, "/v1/webhooks", json: [
+                "url": "http://127.0.0.1:9/paused-by-hand", "events": ["bounced"]] as [String: any Sendable], bearer: key)
+            let hookID = try #require(hook.json["id"] as? String)
+            #expect(try await RelayHarness.send(port: port, .PATCH, "/v1/webhooks/\(hookID)", json: ["enabled": false], bearer: key).status == 200)
+            #expect(try await RelayHarness.send(port: port, .POST, "/v1/webhooks", json: ["url": "http://127.0.0.1:9/all"], bearer: key).status == 201)
             let recipients = (0..<12).map { "user\($0)@gmail.com" } + (0..<5).map { "ok\($0)@dest.test" }
                 + ["bounce1@dest.test", "bounce2@dest.test", "tempfail1@dest.test"]
             var ids: [String] = []

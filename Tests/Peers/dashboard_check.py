@@ -200,6 +200,12 @@ def check_stats(driver, checks, base_url, token, admin, label):
         banner_ok = banner_ok and "paused" in banner.text and ("bounce rate" in banner.text or "complaint rate" in banner.text)
     checks.record(label + " reputation banner", banner_ok,
                   "state %s, api %s: %r" % (shown_state, reputation["state"], banner.text))
+    if not admin:
+        # Webhook endpoints: one row each, with enabled or "disabled: <reason>" as the API says.
+        hooks = api_get(base_url, token, "/v1/webhooks?limit=100").get("data") or []
+        want = ["enabled" if w.get("enabled") else "disabled: " + (w.get("disabled_reason") or "manual") for w in hooks]
+        shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="webhook-status"]')]
+        checks.record(label + " webhook rows", shown == want and len(want) > 0, "shown %r, api %r" % (shown, want))
     missing = [k for k in (stats.get("queue") or {}) if k not in snap["queue"]]
     checks.record(label + " queue fields", not missing and bool(snap["queue"]),
                   ("missing %r" % missing) if missing else ", ".join("%s=%s" % kv for kv in snap["queue"].items()))

@@ -181,8 +181,9 @@ function signIn(token) {
   clearDashboard();
   loadStats();
   if (!state.admin) loadMessages(false);
+  loadWebhooks();
   clearInterval(state.timer);
-  state.timer = setInterval(() => { if (!document.hidden) loadStats(); }, REFRESH_MS);
+  state.timer = setInterval(() => { if (!document.hidden) { loadStats(); loadWebhooks(); } }, REFRESH_MS);
 }
 
 function signOut(message) {
@@ -205,7 +206,7 @@ function clearDashboard() {
     if (node.classList.contains("value")) node.textContent = "—";
   });
   ["bounce-split", "timing-count", "range-label", "status-line"].forEach((id) => { byId(id).textContent = ""; });
-  ["chart-box", "chart-legend", "queue-list", "errors-body", "providers-body", "domains-body", "messages-body"]
+  ["chart-box", "chart-legend", "queue-list", "errors-body", "providers-body", "domains-body", "messages-body", "webhooks-body"]
     .forEach((id) => byId(id).replaceChildren());
   showMessage(byId("stats-error"), "");
   showMessage(byId("messages-error"), "");
@@ -283,6 +284,28 @@ function renderReputation(reputation) {
     : `Warning: ${figures}. At the limit, sending is paused.`;
   banner.dataset.state = reputation.state;
   banner.hidden = false;
+}
+
+// The tenant's webhook endpoints, so a disabled one (410 Gone, a failure streak, or paused by hand) is seen.
+async function loadWebhooks() {
+  const card = byId("webhooks");
+  if (!state.token || state.admin) {
+    card.hidden = true;
+    return;
+  }
+  try {
+    const page = await api("/v1/webhooks?limit=100");
+    card.hidden = false;
+    fillTable(byId("webhooks-body"), page.data, (w) => [
+      w.url,
+      w.events && w.events.length ? w.events.join(", ") : "all",
+      el("span", { class: "badge " + (w.enabled ? "badge-delivered" : "badge-bounced"), "data-testid": "webhook-status" },
+        w.enabled ? "enabled" : "disabled: " + (w.disabled_reason || "manual")),
+      formatTime(w.created_at),
+    ], { testid: "webhook-row", empty: "No webhook endpoints (POST /v1/webhooks)", colspan: 4 });
+  } catch (err) {
+    if (err.status !== 401) card.hidden = true;
+  }
 }
 
 function breakdownCells(row) {
