@@ -98,7 +98,9 @@ extension RelayHarness {
 
 /// Signed webhooks end to end: real PostgreSQL (the outbox trigger), the dispatcher, and a receiver that checks every
 /// signature with the `standardwebhooks` package. The private-address guard is off except where a test checks it.
-@Suite struct WebhookTests {
+/// Serialized: each test runs a Relay (two in one), and on two cores the suite's peak load made other suites'
+/// database deadlines fire.
+@Suite(.serialized) struct WebhookTests {
     static func allowPrivate(_ configuration: inout RelayConfiguration) {
         configuration.webhookAllowPrivate = true
     }
