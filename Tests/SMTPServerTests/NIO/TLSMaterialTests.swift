@@ -102,7 +102,8 @@ struct TLSReloadServiceTests {
         let group = ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [], logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let deadline = ContinuousClock.now + .seconds(10)
+            // A generous limit: on a loaded machine the service may take seconds to install its handler.
+            let deadline = ContinuousClock.now + .seconds(60)
             while material.serverContext === original, ContinuousClock.now < deadline {
                 kill(getpid(), SIGHUP)
                 try await Task.sleep(for: .milliseconds(100))
