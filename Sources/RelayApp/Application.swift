@@ -48,8 +48,7 @@ public func buildApplication(
     workerConfiguration.retryPolicy = configuration.retryPolicy
     workerConfiguration.leaseTime = configuration.leaseTime
     workerConfiguration.bounceDomain = configuration.bounceDomain
-    workerConfiguration.softBounces.limit = configuration.softBounceLimit
-    workerConfiguration.softBounces.suppression = configuration.softBounceSuppression
+    workerConfiguration.softBounces = configuration.softBouncePolicy
     let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
     let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
                                 eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
@@ -173,12 +172,10 @@ struct InboundListenerService: Service {
     let onBound: @Sendable (Int) -> Void
 
     func run() async throws {
-        let key = try await cancelWhenGracefulShutdown { try await loadSecret() }
+        let key = try await cancelWhenGracefulShutdown { try await database.secretRetrying(named: "verp") }
         let returnPath = ReturnPath(key: key, bounceDomain: configuration.bounceDomain)
-        var limits = FeedbackDecision.Limits()
-        limits.softBounceLimit = configuration.softBounceLimit
-        limits.softBounceSuppression = configuration.softBounceSuppression
-        let backend = InboundBackend(database: database, returnPath: returnPath, limits: limits, logger: logger)
+        let backend = InboundBackend(database: database, returnPath: returnPath, softBounces: configuration.softBouncePolicy,
+                                     logger: logger)
         var sessionConfiguration = SMTPServerConfiguration(
             hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageBytes,
             maximumRecipients: 100, offersSTARTTLS: true)
@@ -193,18 +190,6 @@ struct InboundListenerService: Service {
         } else {
             try await OptionalListener(listener: server, name: "\(address.host):\(address.port)", variable: "RELAY_INBOUND_ADDR",
                                        logger: logger).run()
-        }
-    }
-
-    private func loadSecret() async throws -> [UInt8] {
-        var delay: Duration = .milliseconds(100)
-        while true {
-            do {
-                return try await database.secret(named: "verp")
-            } catch where error.isDatabaseUnavailable {
-                try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
         }
     }
 }

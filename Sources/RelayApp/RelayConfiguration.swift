@@ -81,6 +81,13 @@ public struct RelayConfiguration: Sendable {
     public var softBounceLimit: Int = 3
     /// See `softBounceLimit`.
     public var softBounceSuppression: Duration = .seconds(86_400)
+    /// Both, as the store applies them.
+    public var softBouncePolicy: SoftBouncePolicy {
+        var policy = SoftBouncePolicy()
+        policy.limit = softBounceLimit
+        policy.suppression = softBounceSuppression
+        return policy
+    }
     /// The reputation guard: `RELAY_REPUTATION_WINDOW` (24h), `RELAY_REPUTATION_MIN_SENDS` (200),
     /// `RELAY_REPUTATION_BOUNCE_RATE` (0.10), `RELAY_REPUTATION_COMPLAINT_RATE` (0.005); `RELAY_REPUTATION_GUARD=false`
     /// turns it off.

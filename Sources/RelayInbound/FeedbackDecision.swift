@@ -12,18 +12,9 @@ import RelayStore
 /// - A complaint (ARF): event `complained`, status `complained` (from `delivered`), suppression `complaint`.
 /// - Auto-replies and anything else: recorded in `inbound_reports` only.
 public enum FeedbackDecision {
-    /// Settings that shape the decision.
-    public struct Limits: Sendable {
-        public var softBounceLimit = 3
-        public var softBounceSuppression: Duration = .seconds(86_400)
-        public init() {}
-    }
-
-    public static func decide(_ report: ParsedReport, target: FeedbackTarget, limits: Limits = Limits()) -> FeedbackWrite {
+    public static func decide(_ report: ParsedReport, target: FeedbackTarget) -> FeedbackWrite {
         let provider = MailboxProvider.classify(mx: target.lastMX, domain: target.domain).rawValue
         var write = FeedbackWrite(provider: provider, reportKind: report.kind.rawValue, outcome: "ignored")
-        write.softBounceLimit = limits.softBounceLimit
-        write.softBounceSuppression = limits.softBounceSuppression
         switch report.kind {
         case .complaint:
             write.eventType = "complained"

@@ -12,13 +12,13 @@ import SMTPServer
 public struct InboundBackend: SubmissionBackend {
     let database: RelayDatabase
     let returnPath: ReturnPath
-    let limits: FeedbackDecision.Limits
+    let softBounces: SoftBouncePolicy
     let logger: Logger
 
-    public init(database: RelayDatabase, returnPath: ReturnPath, limits: FeedbackDecision.Limits, logger: Logger) {
+    public init(database: RelayDatabase, returnPath: ReturnPath, softBounces: SoftBouncePolicy, logger: Logger) {
         self.database = database
         self.returnPath = returnPath
-        self.limits = limits
+        self.softBounces = softBounces
         self.logger = logger
     }
 
@@ -49,8 +49,8 @@ public struct InboundBackend: SubmissionBackend {
                 let target = try await database.feedbackTarget(recipientID: recipientID)
                 var write = FeedbackWrite(provider: "other", reportKind: report.kind.rawValue,
                                           outcome: "the delivery no longer exists")
-                if let target { write = FeedbackDecision.decide(report, target: target, limits: limits) }
-                let changed = try await database.applyFeedback(write, target: target, envelope: envelope)
+                if let target { write = FeedbackDecision.decide(report, target: target) }
+                let changed = try await database.applyFeedback(write, target: target, envelope: envelope, softBounces: softBounces)
                 logger.info("inbound report", metadata: [
                     "kind": "\(report.kind.rawValue)", "recipient_id": "\(recipientID)",
                     "message_id": "\(target?.messageID.uuidString.lowercased() ?? "-")",

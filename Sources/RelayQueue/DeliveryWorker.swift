@@ -77,7 +77,9 @@ public final class DeliveryWorker: Service, Sendable {
             self.inFlight.withLock { $0.subtract(ids) }
         }
         // A shutdown while the database is still unreachable must not wait for it.
-        guard (try? await cancelWhenGracefulShutdown({ await self.loadReturnPath() })) == true else { return }
+        guard let key = try? await cancelWhenGracefulShutdown({ try await self.database.secretRetrying(named: "verp") })
+        else { return }
+        returnPath.withLock { $0 = ReturnPath(key: key, bounceDomain: configuration.bounceDomain) }
         logger.info("delivery worker started", metadata: [
             "node": "\(configuration.nodeID)", "concurrency": "\(configuration.concurrency)"])
         await withTaskGroup(of: Bool.self) { background in
@@ -103,23 +105,6 @@ public final class DeliveryWorker: Service, Sendable {
             try? await database.releaseLeases(owner: configuration.nodeID, recipientIDs: leftover)
         }
         logger.info("delivery worker stopped")
-    }
-
-    /// Reads the VERP key, retrying while the database is unreachable; false when shut down first.
-    private func loadReturnPath() async -> Bool {
-        var delay: Duration = .milliseconds(100)
-        while !Task.isCancelled {
-            do {
-                let key = try await database.secret(named: "verp")
-                returnPath.withLock { $0 = ReturnPath(key: key, bounceDomain: configuration.bounceDomain) }
-                return true
-            } catch {
-                logger.warning("reading the VERP key failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
-            }
-        }
-        return false
     }
 
     private func claimLoop(deliveries: inout DiscardingTaskGroup, writer: CompletionWriter) async {
