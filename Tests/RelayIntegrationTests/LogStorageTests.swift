@@ -92,13 +92,16 @@ private let testLogger = Logger(label: "test")
         try await withMigratedStore { database, tenant in
             let writers = 4
             let perWriter = 200
+            // One hour for every delta, fixed up front: `now()` would split the rows across two hours when the
+            // test runs over an hour boundary (it did, at 10:00:13 in CI).
+            let hour = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 / 3600).rounded(.down) * 3600)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for writer in 0..<writers {
                     group.addTask {
                         for index in 0..<perWriter {
                             try await database.client.query("""
                                 INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, delivered)
-                                VALUES (\(tenant), date_trunc('hour', now(), 'UTC'), \("d\(index % 7).test"), 'other', 1, \(writer))
+                                VALUES (\(tenant), \(hour), \("d\(index % 7).test"), 'other', 1, \(writer))
                                 """, logger: testLogger)
                         }
                     }
