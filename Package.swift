@@ -115,6 +115,16 @@ let package = Package(
             dependencies: [],
             swiftSettings: swiftSettings
         ),
+        // DKIM signing (RFC 6376, RFC 8463): relaxed canonicalisation, rsa-sha256 and ed25519-sha256, and the
+        // AES-GCM box that keeps private keys sealed at rest. Pure: swift-crypto and Foundation only.
+        .target(
+            name: "DKIM",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Domain model: recipient states, delivery outcomes, classification, retry policy.
         .target(
             name: "RelayCore",
@@ -262,6 +272,16 @@ let package = Package(
         .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        // Known answers from RFC 6376/8463, plus signatures checked by dkimpy (Tests/Peers/dkim_verify.py).
+        .testTarget(
+            name: "DKIMTests",
+            dependencies: [
+                "DKIM", "RelayTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RelayWebhooksTests", dependencies: ["RelayWebhooks", "RelayStore", "RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),
