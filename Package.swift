@@ -149,6 +149,7 @@ let package = Package(
                 .embedInCode("0005_suppressions.sql"),
                 .embedInCode("0006_bounces_and_reputation.sql"),
                 .embedInCode("0007_webhooks.sql"),
+                .embedInCode("0008_domain_dkim.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -160,6 +161,18 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Sender domains: DKIM keys (made, sealed, opened), the DNS records to publish and their verification,
+        // rotation, the periodic re-check, and signing at delivery time.
+        .target(
+            name: "RelayDomains",
+            dependencies: [
+                "DKIM", "DNSClient", "RelayCore", "RelayStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -176,7 +189,7 @@ let package = Package(
         .target(
             name: "RelayQueue",
             dependencies: [
-                "RelayCore", "RelayStore", "SMTPClient", "DNSClient", "RelayMetrics",
+                "RelayCore", "RelayStore", "SMTPClient", "DNSClient", "RelayMetrics", "RelayDomains", "DKIM",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -202,7 +215,7 @@ let package = Package(
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks", "RelayDomains",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -219,7 +232,7 @@ let package = Package(
             name: "RelayApp",
             dependencies: [
                 "RelayCore", "RelayStore", "RelayQueue", "RelayAPI", "DNSClient", "SMTPClient", "SMTPServer", "RelaySubmission",
-                "RelayMetrics", "RelayInbound", "RelayWebhooks",
+                "RelayMetrics", "RelayInbound", "RelayWebhooks", "RelayDomains", "DKIM",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -282,6 +295,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RelayDomainsTests", dependencies: ["RelayDomains", "RelayStore", "RelayCore", "DKIM"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "RelayWebhooksTests", dependencies: ["RelayWebhooks", "RelayStore", "RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),

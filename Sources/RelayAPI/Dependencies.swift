@@ -1,5 +1,6 @@
 import Foundation
 import RelayCore
+import RelayDomains
 import RelayMetrics
 import RelayStore
 import RelayWebhooks
@@ -28,13 +29,21 @@ public struct APIDependencies: Sendable {
     public var reputation = ReputationThresholds()
     /// Refuses webhook URLs on private addresses (off with `RELAY_WEBHOOK_ALLOW_PRIVATE`).
     public var webhookTargetCheck = WebhookTargetCheck(allowPrivate: false)
+    /// Sender domains: keys, DNS records, verification, rotation.
+    public var domains: DomainManager
+    /// `RELAY_REQUIRE_VERIFIED_DOMAINS`: refuse mail from domains whose DKIM record has not verified.
+    public var requireVerifiedDomains = true
+    /// `RELAY_PUBLIC_URL`: the base of Relay-hosted unsubscribe links.
+    public var publicURL: String
 
     /// Creates the dependencies.
     public init(database: RelayDatabase, hostname: String, maxMessageBytes: Int, messageLifetime: Duration,
-                adminToken: String?, isReady: @escaping @Sendable () -> Bool = { true },
+                adminToken: String?, domains: DomainManager, publicURL: String? = nil, isReady: @escaping @Sendable () -> Bool = { true },
                 onEnqueued: @escaping @Sendable () -> Void = {}, metrics: RelayMetrics = RelayMetrics(),
                 refreshMetrics: @escaping @Sendable () async -> Void = {}, reputation: ReputationThresholds = ReputationThresholds()) {
         self.reputation = reputation
+        self.domains = domains
+        self.publicURL = publicURL ?? "https://\(hostname)"
         self.metrics = metrics
         self.refreshMetrics = refreshMetrics
         self.isReady = isReady

@@ -59,13 +59,18 @@ struct MessagesController {
                            message: "the domain \(senderDomain) is not registered to this account (POST /v1/domains)",
                            field: "from")
         }
+        if dependencies.requireVerifiedDomains && !checks.domainVerified {
+            throw APIError(.forbidden, code: "domain_not_verified",
+                           message: "the domain \(senderDomain) has no verified DKIM record: publish the records GET /v1/domains/\(senderDomain) lists, then POST /v1/domains/\(senderDomain)/verify",
+                           field: "from")
+        }
 
         let id = TimeOrderedUUID.make()
         let messageID = "\(id.apiString)@\(dependencies.hostname)"
         let draft = MessageDraft(
             from: send.from, to: send.to, cc: send.cc, replyTo: send.replyTo, subject: send.subject,
             text: send.text, html: send.html,
-            extraHeaders: send.headers,
+            extraHeaders: send.headers + send.unsubscribeHeaders,
             attachments: send.attachments, messageID: messageID, date: Date())
         let composed = MessageComposer.compose(draft)
         if composed.count > dependencies.maxMessageBytes {
@@ -89,6 +94,7 @@ struct MessagesController {
             recipients: recipients.map { ($0.description, $0.normalizedDomain) },
             lifetime: dependencies.messageLifetime)
         message.suppressed = suppressed
+        message.hostedUnsubscribe = send.unsubscribe == .hosted
         let idempotency = idempotencyKey.map {
             IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: 202,
                                responseBody: String(decoding: responseBody, as: UTF8.self))

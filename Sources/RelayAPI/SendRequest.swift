@@ -15,9 +15,18 @@ struct SendRequest: Sendable {
     var attachments: [Attachment]
     var tags: [String]
     var metadata: [String: String]
+    var unsubscribe: Unsubscribe?
+
+    /// List-Unsubscribe for the message: the sender's own https link, or a Relay-hosted one-click link per
+    /// recipient (RFC 8058) that puts the address on the suppression list.
+    enum Unsubscribe: Sendable, Equatable {
+        case url(String, oneClick: Bool)
+        case hosted
+    }
 
     static let knownFields: Set<String> = [
         "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments", "tags", "metadata",
+        "unsubscribe",
     ]
     static let maxRecipients = 1000
     static let maxTags = 10
@@ -65,6 +74,54 @@ struct SendRequest: Sendable {
         attachments = try Self.attachments(body.fields["attachments"])
         tags = try Self.tags(body.fields["tags"])
         metadata = try Self.metadata(body.fields["metadata"])
+        unsubscribe = try Self.unsubscribe(body.fields["unsubscribe"])
+        if unsubscribe != nil, let given = headers.first(where: { ["list-unsubscribe", "list-unsubscribe-post"].contains($0.name.lowercased()) }) {
+            throw APIError.invalid("headers.\(given.name)", "give List-Unsubscribe either with unsubscribe or in headers, not both")
+        }
+    }
+
+    /// The List-Unsubscribe header fields for a sender-hosted link (hosted links are added per recipient at
+    /// delivery).
+    var unsubscribeHeaders: [(name: String, value: String)] {
+        guard case .url(let url, let oneClick) = unsubscribe else { return [] }
+        return [("List-Unsubscribe", "<\(url)>")] + (oneClick ? [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")] : [])
+    }
+
+    /// `true` or `{"hosted": true}` → Relay hosts the link; `{"url": "https://…", "one_click": true}` → the sender's
+    /// link (one_click, default true, adds List-Unsubscribe-Post: the URL must then accept the RFC 8058 POST).
+    private static func unsubscribe(_ value: JSONValue?) throws -> Unsubscribe? {
+        switch value {
+        case nil, .null?, .bool(false)?: return nil
+        case .bool(true)?: return .hosted
+        case .object?:
+            let reader = try JSONObjectReader(value!, path: "unsubscribe")
+            try reader.rejectUnknown(["url", "one_click", "hosted"])
+            let hosted: Bool
+            switch reader.fields["hosted"] {
+            case nil, .null?: hosted = false
+            case .bool(let flag)?: hosted = flag
+            default: throw APIError.invalid("unsubscribe.hosted", "unsubscribe.hosted must be true or false")
+            }
+            let oneClick: Bool
+            switch reader.fields["one_click"] {
+            case nil, .null?: oneClick = true
+            case .bool(let flag)?: oneClick = flag
+            default: throw APIError.invalid("unsubscribe.one_click", "unsubscribe.one_click must be true or false")
+            }
+            let url = try reader.string("url")
+            if hosted {
+                if url != nil { throw APIError.invalid("unsubscribe", "unsubscribe takes either url or hosted, not both") }
+                return .hosted
+            }
+            guard let url else { throw APIError.invalid("unsubscribe.url", "unsubscribe needs a url, or hosted: true") }
+            // RFC 8058 §3.1: the one-click URI must be https; no character may end the <…> early or fold the header.
+            guard url.lowercased().hasPrefix("https://"), url.count > 8, url.utf8.count <= 2048, URL(string: url) != nil,
+                  !url.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "," || $0 == "\0" })
+            else { throw APIError.invalid("unsubscribe.url", "unsubscribe.url must be an https URL without spaces, commas or angle brackets") }
+            return .url(url, oneClick: oneClick)
+        default:
+            throw APIError.invalid("unsubscribe", "unsubscribe must be true, {\"hosted\": true} or {\"url\": \"https://…\"}")
+        }
     }
 
     private static func mailbox(_ text: String, field: String) throws -> Mailbox {

@@ -7,6 +7,7 @@ import NIOPosix
 import PostgresNIO
 import RelayAPI
 import RelayCore
+import RelayDomains
 import RelayMetrics
 import RelayQueue
 import RelayStore
@@ -49,14 +50,22 @@ public func buildApplication(
     workerConfiguration.leaseTime = configuration.leaseTime
     workerConfiguration.bounceDomain = configuration.bounceDomain
     workerConfiguration.softBounces = configuration.softBouncePolicy
+    workerConfiguration.publicURL = configuration.publicURL ?? "https://\(configuration.hostname)"
     let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
+    if configuration.secretKey == nil {
+        logger.warning("RELAY_SECRET_KEY is not set: DKIM private keys are sealed with a key kept in the database, which does not protect them if the database leaks; set RELAY_SECRET_KEY (32 bytes, base64) in production")
+    }
+    let domains = DomainManager(database: database, settings: configuration.domainSettings, secretKey: configuration.secretKey,
+                                lookup: ResolverLookup(servers: configuration.dnsServers), logger: logger)
+    let signer = domains.signer
     let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
-                                eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics)
+                                eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics, signer: signer)
     let inboundSessions = SessionCounter()
 
     var apiDependencies = APIDependencies(
         database: database, hostname: configuration.hostname, maxMessageBytes: configuration.maxMessageBytes,
         messageLifetime: configuration.retryPolicy.maximumLifetime, adminToken: configuration.adminToken,
+        domains: domains, publicURL: configuration.publicURL,
         isReady: { schemaReady.isOpen },
         onEnqueued: {
             metrics.messageAccepted(source: "api")
@@ -70,6 +79,7 @@ public func buildApplication(
                                 inboundSessions: inboundSessions.count)
         }, reputation: configuration.reputation)
     apiDependencies.webhookTargetCheck = WebhookTargetCheck(allowPrivate: configuration.webhookAllowPrivate)
+    apiDependencies.requireVerifiedDomains = configuration.requiresVerifiedDomains
     let router = buildRouter(apiDependencies, serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
@@ -103,6 +113,7 @@ public func buildApplication(
     }
     if configuration.roles.contains(.worker) {
         services.append(GatedService(gate: schemaReady, service: worker))
+        services.append(GatedService(gate: schemaReady, service: DomainRecheckService(manager: domains, logger: logger)))
         var webhooks = WebhookDispatcherConfiguration()
         webhooks.allowPrivateAddresses = configuration.webhookAllowPrivate
         webhooks.leaseTime = max(configuration.leaseTime, .seconds(30))
@@ -132,6 +143,7 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
     var settings = RelaySubmissionBackend.Settings(hostname: configuration.hostname,
                                                    messageLifetime: configuration.retryPolicy.maximumLifetime)
     settings.authFailureLimit = configuration.smtpAuthFailures
+    settings.requireVerifiedDomains = configuration.requiresVerifiedDomains
     let backend = RelaySubmissionBackend(database: database, settings: settings, logger: logger, onEnqueued: onEnqueued)
     var services: [any Service] = []
     for (address, security) in listeners {

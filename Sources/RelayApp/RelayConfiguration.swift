@@ -2,6 +2,7 @@ import DNSClient
 import Foundation
 import Logging
 import RelayCore
+import RelayDomains
 import RelayStore
 
 /// Every setting of `relay serve`, each from an environment variable (or the matching flag), with its default.
@@ -81,6 +82,13 @@ public struct RelayConfiguration: Sendable {
     public var softBounceLimit: Int = 3
     /// See `softBounceLimit`.
     public var softBounceSuppression: Duration = .seconds(86_400)
+    /// The sender-domain settings.
+    public var domainSettings: DomainSettings {
+        var settings = DomainSettings(hostname: hostname, bounceDomain: bounceDomain, spfInclude: spfInclude)
+        settings.rotationGrace = dkimRotationGrace
+        settings.recheckInterval = domainRecheckInterval
+        return settings
+    }
     /// Both, as the store applies them.
     public var softBouncePolicy: SoftBouncePolicy {
         var policy = SoftBouncePolicy()
@@ -92,6 +100,25 @@ public struct RelayConfiguration: Sendable {
     /// `RELAY_REPUTATION_BOUNCE_RATE` (0.10), `RELAY_REPUTATION_COMPLAINT_RATE` (0.005); `RELAY_REPUTATION_GUARD=false`
     /// turns it off.
     public var reputation = ReputationThresholds()
+
+    /// `RELAY_SECRET_KEY`: 32 bytes in base64 that seal DKIM private keys (AES-GCM). Unset with the managed
+    /// PostgreSQL → generated into `<RELAY_DATA_DIR>/secret.key`; unset with DATABASE_URL → a key kept in the
+    /// database (a warning is logged: it does not protect the keys against a database leak).
+    public var secretKey: String?
+    /// `RELAY_REQUIRE_VERIFIED_DOMAINS` (default true; false in the managed local mode unless set): refuse mail
+    /// from a domain whose DKIM record has not verified (403 `domain_not_verified`, SMTP 550 5.7.1).
+    public var requireVerifiedDomains: Bool?
+    /// The effective `requireVerifiedDomains`: on unless set off, or unset in the managed local mode.
+    public var requiresVerifiedDomains: Bool { requireVerifiedDomains ?? (databaseURL != nil) }
+    /// `RELAY_SPF_INCLUDE`: the SPF include users are told to publish; unset → `a:<RELAY_HOSTNAME>`.
+    public var spfInclude: String?
+    /// `RELAY_DKIM_ROTATION_GRACE` (default 7d): how long a replaced DKIM key stays published.
+    public var dkimRotationGrace: Duration = .seconds(7 * 86_400)
+    /// `RELAY_DOMAIN_RECHECK_INTERVAL` (default 1h): how often every domain's DNS records are checked again.
+    public var domainRecheckInterval: Duration = .seconds(3600)
+    /// `RELAY_PUBLIC_URL`: the https base URL under which this Relay's HTTP API is reachable from the internet,
+    /// for hosted unsubscribe links; unset → `https://<RELAY_HOSTNAME>`.
+    public var publicURL: String?
 
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
@@ -133,6 +160,8 @@ public struct RelayConfiguration: Sendable {
         "RELAY_LOG_RETENTION", "RELAY_LOG_FORMAT", "RELAY_BOUNCE_DOMAIN", "RELAY_INBOUND_ADDR", "RELAY_SOFT_BOUNCE_LIMIT",
         "RELAY_SOFT_BOUNCE_SUPPRESSION", "RELAY_REPUTATION_GUARD", "RELAY_REPUTATION_WINDOW", "RELAY_REPUTATION_MIN_SENDS",
         "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
+        "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
+        "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -276,6 +305,30 @@ public struct RelayConfiguration: Sendable {
             reputation[keyPath: keyPath] = rate
         }
         if let allow = try boolean("RELAY_WEBHOOK_ALLOW_PRIVATE") { webhookAllowPrivate = allow }
+        if let key = value("RELAY_SECRET_KEY") {
+            guard let raw = Data(base64Encoded: key), raw.count == 32 else {
+                throw ConfigurationError("RELAY_SECRET_KEY must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`)")
+            }
+            secretKey = key
+        }
+        requireVerifiedDomains = try boolean("RELAY_REQUIRE_VERIFIED_DOMAINS")
+        if let include = value("RELAY_SPF_INCLUDE") {
+            guard include.contains("."), include.allSatisfy({ $0.isLetter || $0.isNumber || "-._".contains($0) }) else {
+                throw ConfigurationError("RELAY_SPF_INCLUDE=\(include) is not a domain name")
+            }
+            spfInclude = include.lowercased()
+        }
+        if let grace = try duration("RELAY_DKIM_ROTATION_GRACE") { dkimRotationGrace = grace }
+        if let interval = try duration("RELAY_DOMAIN_RECHECK_INTERVAL") {
+            guard interval >= .seconds(60) else { throw ConfigurationError("RELAY_DOMAIN_RECHECK_INTERVAL must be at least 1m") }
+            domainRecheckInterval = interval
+        }
+        if let url = value("RELAY_PUBLIC_URL") {
+            guard let parsed = URL(string: url), ["https", "http"].contains(parsed.scheme?.lowercased() ?? ""), parsed.host != nil,
+                  !url.contains(where: { $0.isWhitespace || $0 == "<" || $0 == ">" || $0 == "," })
+            else { throw ConfigurationError("RELAY_PUBLIC_URL=\(url) must be an http(s) URL such as https://relay.example.com") }
+            publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
         if let format = value("RELAY_LOG_FORMAT") {
             guard let parsed = LogFormat(rawValue: format.lowercased()) else {
                 throw ConfigurationError("RELAY_LOG_FORMAT=\(format) is not one of text, json")

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import PostgresNIO
+import DKIM
 import RelayStore
 import ServiceLifecycle
 
@@ -10,8 +11,12 @@ public enum RelayRunner {
     /// `relay serve`: starts the managed PostgreSQL when there is no `DATABASE_URL`, then runs until SIGTERM/SIGINT,
     /// then stops the managed PostgreSQL again.
     public static func serve(_ configuration: RelayConfiguration) async throws {
+        var configuration = configuration
         let logger = bootstrapLogging(configuration.logLevel, format: configuration.logFormat)
         let (location, managed) = try startDatabase(configuration, logger: logger)
+        if managed != nil && configuration.secretKey == nil {
+            configuration.secretKey = try managedSecretKey(dataDirectory: configuration.dataDirectory)
+        }
         logger.info("relay starting", metadata: [
             "http": "\(configuration.httpHost):\(configuration.httpPort)", "hostname": "\(configuration.hostname)",
             "database": "\(managed == nil ? "DATABASE_URL" : "managed in \(managed!.dataDirectory)")"])
@@ -26,6 +31,21 @@ public enum RelayRunner {
         }
         managed?.stop()
         logger.info("relay stopped")
+    }
+
+    /// The managed local mode's RELAY_SECRET_KEY: `<data dir>/secret.key` (mode 0600), generated on first use.
+    static func managedSecretKey(dataDirectory: String) throws -> String {
+        let path = (dataDirectory as NSString).appendingPathComponent("secret.key")
+        if let existing = try? String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+           !existing.isEmpty {
+            return existing
+        }
+        let key = SecretKeyBox.generateKeyBase64()
+        try FileManager.default.createDirectory(atPath: dataDirectory, withIntermediateDirectories: true)
+        guard FileManager.default.createFile(atPath: path, contents: Data((key + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw ConfigurationError("cannot write \(path)")
+        }
+        return key
     }
 
     /// `relay migrate`.

@@ -59,18 +59,22 @@ public struct ReturnPath: Sendable {
         guard local.hasPrefix(Self.prefix) else { return nil }
         let token = local.dropFirst(Self.prefix.count)
         guard let dash = token.firstIndex(of: "-"), let id = Int64(token[..<dash]), id > 0 else { return nil }
-        let given = Array(token[token.index(after: dash)...].utf8)
-        let expected = Array(mac(id).utf8)
-        // Constant time: the comparison does not stop at the first difference.
-        guard given.count == expected.count else { return nil }
-        var difference: UInt8 = 0
-        for (a, b) in zip(given, expected) { difference |= a ^ b }
-        return difference == 0 ? id : nil
+        return ConstantTime.equal(Array(token[token.index(after: dash)...].utf8), Array(mac(id).utf8)) ? id : nil
     }
 
     private func mac(_ recipientID: Int64) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Array("relay-verp:\(recipientID)".utf8), using: SymmetricKey(data: key))
         return Base32.lowercase(Array(code.prefix(Self.macBytes)))
+    }
+}
+
+/// Comparison of secrets that takes the same time wherever the first difference is.
+enum ConstantTime {
+    static func equal(_ given: [UInt8], _ expected: [UInt8]) -> Bool {
+        guard given.count == expected.count else { return false }
+        var difference: UInt8 = 0
+        for (a, b) in zip(given, expected) { difference |= a ^ b }
+        return difference == 0
     }
 }
 

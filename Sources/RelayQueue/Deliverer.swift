@@ -58,6 +58,18 @@ struct DeliveryGroup: Sendable {
     }
 }
 
+/// The bytes sent in each SMTP transaction of a group: the stored message, or per transaction a version with
+/// recipient-specific header fields (hosted List-Unsubscribe) and DKIM signatures prepended.
+struct OutgoingBody: Sendable {
+    let bytes: @Sendable (_ recipients: [ClaimedRecipient]) -> ByteBuffer
+
+    /// The same bytes for every transaction.
+    init(_ buffer: ByteBuffer) { bytes = { _ in buffer } }
+
+    /// Bytes made per transaction.
+    init(_ make: @escaping @Sendable (_ recipients: [ClaimedRecipient]) -> ByteBuffer) { bytes = make }
+}
+
 /// What one attempt did to each recipient of a group.
 struct GroupAttemptResult: Sendable {
     var outcomes: [(recipient: ClaimedRecipient, outcome: DeliveryOutcome)]
@@ -84,7 +96,7 @@ struct Deliverer: Sendable {
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
 
-    func deliver(_ group: DeliveryGroup, body: ByteBuffer) async -> GroupAttemptResult {
+    func deliver(_ group: DeliveryGroup, body: OutgoingBody) async -> GroupAttemptResult {
         let domain = group.domain
         // An address literal (RFC 5321 §4.1.3, e.g. user@[192.0.2.1]) names the host itself: no MX lookup.
         if domain.hasPrefix("["), domain.hasSuffix("]") {
@@ -114,7 +126,7 @@ struct Deliverer: Sendable {
     }
 
     /// Tries each host in order (addresses looked up unless given) until one runs the transaction.
-    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, hosts: [(name: String, addresses: [String]?)]) async -> GroupAttemptResult {
+    private func deliver(_ group: DeliveryGroup, body: OutgoingBody, hosts: [(name: String, addresses: [String]?)]) async -> GroupAttemptResult {
         let domain = group.domain
         var failures: [String] = []
         var lastRejection: DeliveryReply?
@@ -163,7 +175,7 @@ struct Deliverer: Sendable {
         case unreachable(String, DeliveryReply?)
     }
 
-    private func deliver(_ group: DeliveryGroup, body: ByteBuffer, host: String, address: String,
+    private func deliver(_ group: DeliveryGroup, body: OutgoingBody, host: String, address: String,
                          transcript: inout [TranscriptLine]) async -> HostAttempt {
         let key = MXConnectionPool.Key(host: host, address: address)
         // A reused connection may have been closed by the server while idle; then retry once on a fresh one.
@@ -207,7 +219,7 @@ struct Deliverer: Sendable {
                 let envelope = SMTPEnvelope(mailFrom: sender, recipients: chunk.map(\.email),
                                             requiresSMTPUTF8: group.requiresSMTPUTF8)
                 do {
-                    let result = try await connection.send(envelope, message: body)
+                    let result = try await connection.send(envelope, message: body.bytes(chunk))
                     uses += 1
                     // A transaction left open (no recipient accepted) was already reset by the connection.
                     outcomes += Self.outcomes(for: chunk, result: result)

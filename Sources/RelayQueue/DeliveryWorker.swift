@@ -18,11 +18,13 @@
 // at RELAY_RETRY_MAX, ±20% jitter, never later than the expiry time; a recipient still deferred at expiry
 // fails with reason `expired`.
 
+import DKIM
 import DNSClient
 import Foundation
 import Logging
 import NIOCore
 import RelayCore
+import RelayDomains
 import RelayMetrics
 import RelayStore
 import ServiceLifecycle
@@ -44,11 +46,16 @@ public final class DeliveryWorker: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     /// The VERP codec, loaded from the database when the worker starts (the key is cluster-wide).
     private let returnPath = Mutex<ReturnPath?>(nil)
+    /// Relay-hosted unsubscribe links, loaded with the return path.
+    private let unsubscribeLink = Mutex<UnsubscribeLink?>(nil)
+    /// Signs each message with its sender domain's DKIM keys (nil: unsigned, unit tests).
+    private let signer: MessageSigner?
 
     /// Creates a worker; nothing runs until `run()`.
     public init(database: RelayDatabase, resolver: DNSResolver, configuration: WorkerConfiguration,
-                eventLoopGroup: any EventLoopGroup, logger: Logger, metrics: RelayMetrics? = nil) {
+                eventLoopGroup: any EventLoopGroup, logger: Logger, metrics: RelayMetrics? = nil, signer: MessageSigner? = nil) {
         self.database = database
+        self.signer = signer
         self.metrics = metrics
         self.configuration = configuration
         self.logger = logger
@@ -77,9 +84,11 @@ public final class DeliveryWorker: Service, Sendable {
             self.inFlight.withLock { $0.subtract(ids) }
         }
         // A shutdown while the database is still unreachable must not wait for it.
-        guard let key = try? await cancelWhenGracefulShutdown({ try await self.database.secretRetrying(named: "verp") })
+        guard let key = try? await cancelWhenGracefulShutdown({ try await self.database.secretRetrying(named: "verp") }),
+              let unsubscribeKey = try? await cancelWhenGracefulShutdown({ try await self.database.secretRetrying(named: "unsubscribe") })
         else { return }
         returnPath.withLock { $0 = ReturnPath(key: key, bounceDomain: configuration.bounceDomain) }
+        unsubscribeLink.withLock { $0 = UnsubscribeLink(key: unsubscribeKey, baseURL: configuration.publicURL) }
         logger.info("delivery worker started", metadata: [
             "node": "\(configuration.nodeID)", "concurrency": "\(configuration.concurrency)"])
         await withTaskGroup(of: Bool.self) { background in
@@ -189,7 +198,20 @@ public final class DeliveryWorker: Service, Sendable {
                                       provider: MailboxProvider.classify(mx: nil, domain: $0.domain))
                 }, nil)
             }
-            result = await deliverer.deliver(group, body: body)
+            let outgoing: OutgoingBody
+            do {
+                outgoing = try await outgoingBody(body, group: group)
+            } catch {
+                // Without its keys a message would go out unsigned (and likely to spam): wait for the operator.
+                logger.error("the DKIM keys of a sender domain cannot be used", metadata: [
+                    "message_id": "\(group.messageID)", "error": "\(String(reflecting: error))"])
+                return (group.recipients.map {
+                    CompletedDelivery(recipientID: $0.recipientID, status: $0.attempts == 0 ? .queued : .deferred,
+                                      countsAsAttempt: false, nextAttemptAt: Date().addingTimeInterval(60), reply: nil,
+                                      detail: "DKIM signing is not possible: \(error)", mx: nil, reason: nil, durationMs: 0)
+                }, nil)
+            }
+            result = await deliverer.deliver(group, body: outgoing)
         } catch {
             // Database trouble reading the body: not an attempt; try again soon.
             logger.warning("reading a message body failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -225,6 +247,36 @@ public final class DeliveryWorker: Service, Sendable {
                              startedAt: now, domain: group.domain, mx: result.mx, remoteIP: result.remoteIP,
                              tlsVersion: result.tlsVersion, durationMs: durationMs, transcript: result.transcript)
         return (completions, log)
+    }
+
+    /// What goes on the wire: the stored message signed with the sender domain's DKIM keys, signed once for
+    /// the group, or per recipient when Relay hosts the unsubscribe link (each recipient's List-Unsubscribe
+    /// carries its own token, and the signature covers it).
+    private func outgoingBody(_ body: ByteBuffer, group: DeliveryGroup) async throws -> OutgoingBody {
+        let senderDomain = group.mailFrom.lastIndex(of: "@").map { group.mailFrom[group.mailFrom.index(after: $0)...].lowercased() }
+        let keys = if let signer, let senderDomain {
+            try await signer.keys(tenantID: group.recipients[0].tenantID, senderDomain: senderDomain)
+        } else {
+            [DKIMSigningKey]()
+        }
+        let link = group.recipients.contains(where: \.hostedUnsubscribe) ? unsubscribeLink.withLock({ $0 }) : nil
+        if keys.isEmpty && link == nil { return OutgoingBody(body) }
+        let message = Array(buffer: body)
+        guard let link else {
+            let signed = ByteBuffer(bytes: try MessageSigner.sign(message, keys: keys))
+            return OutgoingBody(signed)
+        }
+        let logger = self.logger
+        return OutgoingBody { recipients in
+            // With VERP each transaction has one recipient; a null-sender message shares one and gets no link.
+            let personal = recipients.count == 1 ? Array(link.headerFields(recipientID: recipients[0].recipientID).utf8) + message : message
+            do {
+                return ByteBuffer(bytes: try MessageSigner.sign(personal, keys: keys))
+            } catch {
+                logger.error("DKIM signing failed; sending unsigned", metadata: ["error": "\(String(reflecting: error))"])
+                return ByteBuffer(bytes: personal)
+            }
+        }
     }
 
     /// One structured log line per recipient outcome (JSON with RELAY_LOG_FORMAT=json), so that logs alone can

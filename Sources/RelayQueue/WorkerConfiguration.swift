@@ -25,6 +25,8 @@ public struct WorkerConfiguration: Sendable {
     public var mxPort: Int = 25
     /// `RELAY_BOUNCE_DOMAIN`: the domain of VERP envelope senders; nil → `bounces.<sender domain>`.
     public var bounceDomain: String?
+    /// `RELAY_PUBLIC_URL`: the base of Relay-hosted unsubscribe links.
+    public var publicURL: String = "https://localhost"
     /// `RELAY_SOFT_BOUNCE_LIMIT` / `RELAY_SOFT_BOUNCE_SUPPRESSION`: when soft bounces suppress an address.
     public var softBounces = SoftBouncePolicy()
     /// Retry schedule and lifetime.

@@ -32,6 +32,8 @@ public struct NewMessage: Sendable {
     /// Recipients on the tenant's suppression list (lower-cased address → the list's reason): stored as
     /// `suppressed` with that reason, never queued.
     public var suppressed: [String: String] = [:]
+    /// Relay hosts the unsubscribe link: the worker adds List-Unsubscribe per recipient at delivery.
+    public var hostedUnsubscribe = false
 
     /// Creates a message to store.
     public init(id: UUID, tenantID: UUID, mailFrom: String, fromHeader: String, subject: String, messageIDHeader: String,
@@ -167,11 +169,11 @@ extension RelayDatabase {
         try await connection.query("""
             WITH m AS (
                 INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
-                                      size_bytes, smtputf8, expires_at)
+                                      size_bytes, smtputf8, expires_at, hosted_unsubscribe)
                 VALUES (\(message.id), \(message.tenantID), \(message.mailFrom), \(message.fromHeader), \(message.subject),
                         \(message.messageIDHeader), \(message.tags), \(message.metadataJSON)::jsonb,
                         \(message.body.readableBytes), \(message.requiresSMTPUTF8),
-                        now() + make_interval(secs => \(lifetimeSeconds)))
+                        now() + make_interval(secs => \(lifetimeSeconds)), \(message.hostedUnsubscribe))
                 RETURNING id
             ), b AS (
                 INSERT INTO message_bodies (message_id, body) VALUES (\(message.id), \(message.body))

@@ -18,6 +18,8 @@ public struct ClaimedRecipient: Sendable, Hashable {
     /// The suppression list's reason when the address was listed after the message was accepted: then it is
     /// not attempted.
     public var suppressedReason: String?
+    /// Relay hosts the message's unsubscribe link: List-Unsubscribe is added for this recipient at delivery.
+    public var hostedUnsubscribe = false
 
     /// Creates the value (the store builds these from claim rows; tests build them directly).
     public init(recipientID: Int64, messageID: UUID, tenantID: UUID, email: String, domain: String, attempts: Int,
@@ -143,6 +145,7 @@ extension RelayDatabase {
                 RETURNING q.recipient_id, q.message_id, q.domain, q.lease_owner
             )
             SELECT c.recipient_id, c.message_id, m.tenant_id, r.email, c.domain, r.attempts, m.mail_from, m.smtputf8, m.expires_at,
+                   m.hosted_unsubscribe,
                    -- Listed since the accept (e.g. a hard bounce of another message): not to be attempted.
                    (SELECT s.reason FROM suppressions s
                     WHERE s.tenant_id = m.tenant_id AND s.email_lower = lower(r.email)
@@ -152,11 +155,13 @@ extension RelayDatabase {
             ORDER BY c.message_id, c.domain, c.recipient_id
             """, logger: logger)
         var claimed: [ClaimedRecipient] = []
-        for try await (id, messageID, tenantID, email, domain, attempts, mailFrom, utf8, expires, suppressed) in rows.decode(
-            (Int64, UUID, UUID, String, String, Int, String, Bool, Date, String?).self) {
-            claimed.append(ClaimedRecipient(recipientID: id, messageID: messageID, tenantID: tenantID, email: email,
-                                            domain: domain, attempts: attempts, mailFrom: mailFrom,
-                                            requiresSMTPUTF8: utf8, expiresAt: expires, suppressedReason: suppressed))
+        for try await (id, messageID, tenantID, email, domain, attempts, mailFrom, utf8, expires, hosted, suppressed) in rows.decode(
+            (Int64, UUID, UUID, String, String, Int, String, Bool, Date, Bool, String?).self) {
+            var recipient = ClaimedRecipient(recipientID: id, messageID: messageID, tenantID: tenantID, email: email,
+                                             domain: domain, attempts: attempts, mailFrom: mailFrom,
+                                             requiresSMTPUTF8: utf8, expiresAt: expires, suppressedReason: suppressed)
+            recipient.hostedUnsubscribe = hosted
+            claimed.append(recipient)
         }
         return claimed
     }

@@ -46,13 +46,14 @@ extension RelayDatabase {
         }
     }
 
-    /// The two checks of an HTTP send in one round trip: whether the sender domain is the tenant's, and which
-    /// recipients the tenant suppresses (as `suppressedAddresses`).
+    /// The checks of an HTTP send in one round trip: whether the sender domain is the tenant's and its DKIM
+    /// record verified, whether the tenant is paused, and which recipients the tenant suppresses.
     public func sendChecks(tenantID: UUID, senderDomain: String, recipients: [String])
-        async throws -> (domainRegistered: Bool, pausedReason: String?, suppressed: [String: String]) {
+        async throws -> (domainRegistered: Bool, domainVerified: Bool, pausedReason: String?, suppressed: [String: String]) {
         try await withDeadline { [self] in
             let rows = try await client.query("""
                 SELECT EXISTS (SELECT 1 FROM domains WHERE tenant_id = \(tenantID) AND name = \(senderDomain)),
+                       EXISTS (SELECT 1 FROM domains WHERE tenant_id = \(tenantID) AND name = \(senderDomain) AND dkim_verified),
                        (SELECT COALESCE(paused_reason, 'paused') FROM tenants WHERE id = \(tenantID) AND paused_at IS NOT NULL),
                        s.email_lower, s.reason
                 FROM (SELECT 1) AS one
@@ -61,14 +62,16 @@ extension RelayDatabase {
                       AND (s.expires_at IS NULL OR s.expires_at > now())
                 """, logger: logger)
             var registered = false
+            var verified = false
             var paused: String?
             var suppressed: [String: String] = [:]
-            for try await (domain, pausedReason, email, reason) in rows.decode((Bool, String?, String?, String?).self) {
+            for try await (domain, dkimVerified, pausedReason, email, reason) in rows.decode((Bool, Bool, String?, String?, String?).self) {
                 registered = domain
+                verified = dkimVerified
                 paused = pausedReason
                 if let email, let reason { suppressed[email] = reason }
             }
-            return (registered, paused, suppressed)
+            return (registered, verified, paused, suppressed)
         }
     }
 

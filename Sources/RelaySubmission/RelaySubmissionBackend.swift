@@ -22,6 +22,8 @@ public struct RelaySubmissionBackend: SubmissionBackend {
         public var lockoutWindow: Duration = .seconds(600)
         /// `RELAY_MAX_QUEUE_LIFETIME`.
         public var messageLifetime: Duration
+        /// `RELAY_REQUIRE_VERIFIED_DOMAINS`: only senders whose domain's DKIM record verified may submit.
+        public var requireVerifiedDomains = false
 
         /// Creates settings.
         public init(hostname: String, messageLifetime: Duration) {
@@ -75,8 +77,13 @@ public struct RelaySubmissionBackend: SubmissionBackend {
             if checks.pausedReason != nil {
                 return .rejected(Self.reply(550, "5.7.1", "Sending is paused for this account by the reputation guard (bounce or complaint rate too high); ask the operator to resume it"))
             }
-            if checks.domainRegistered { return .accepted }
-            return .rejected(Self.reply(550, "5.7.1", "Sender domain \(parsed.normalizedDomain) is not registered to this account"))
+            guard checks.domainRegistered else {
+                return .rejected(Self.reply(550, "5.7.1", "Sender domain \(parsed.normalizedDomain) is not registered to this account"))
+            }
+            if settings.requireVerifiedDomains && !checks.domainVerified {
+                return .rejected(Self.reply(550, "5.7.1", "Sender domain \(parsed.normalizedDomain) is not verified: publish its DKIM record and verify it (POST /v1/domains/\(parsed.normalizedDomain)/verify)"))
+            }
+            return .accepted
         } catch {
             return .rejected(Self.reply(451, "4.3.0", "Temporary failure checking the sender, try again later"))
         }
@@ -134,8 +141,15 @@ public struct RelaySubmissionBackend: SubmissionBackend {
             }
             fromMailboxes += list
         }
-        for mailbox in fromMailboxes where !(try await database.hasDomain(tenantID: tenant, name: mailbox.address.normalizedDomain)) {
-            return .rejected(Self.reply(550, "5.7.1", "From domain \(mailbox.address.normalizedDomain) is not registered to this account"))
+        for mailbox in fromMailboxes {
+            let domain = mailbox.address.normalizedDomain
+            let standing = try await database.domainStanding(tenantID: tenant, name: domain)
+            if !standing.registered {
+                return .rejected(Self.reply(550, "5.7.1", "From domain \(domain) is not registered to this account"))
+            }
+            if settings.requireVerifiedDomains && !standing.verified {
+                return .rejected(Self.reply(550, "5.7.1", "From domain \(domain) is not verified: publish its DKIM record and verify it"))
+            }
         }
 
         let tags = headers.values("X-Relay-Tags").flatMap { $0.split(separator: ",") }

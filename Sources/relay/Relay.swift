@@ -90,6 +90,19 @@ struct ConfigurationOptions: ParsableArguments {
     @Option(name: .customLong("webhook-allow-private"),
             help: "RELAY_WEBHOOK_ALLOW_PRIVATE (default false): allow webhook URLs on private, loopback and link-local addresses")
     var webhookAllowPrivate: String?
+    @Option(name: .customLong("secret-key"), help: "RELAY_SECRET_KEY: 32 bytes in base64 sealing DKIM private keys (managed mode: generated into the data directory)")
+    var secretKey: String?
+    @Option(name: .customLong("require-verified-domains"),
+            help: "RELAY_REQUIRE_VERIFIED_DOMAINS (default true; false in the managed local mode): only DKIM-verified domains send")
+    var requireVerifiedDomains: String?
+    @Option(name: .customLong("spf-include"), help: "RELAY_SPF_INCLUDE: the SPF include users publish (default a:<RELAY_HOSTNAME>)")
+    var spfInclude: String?
+    @Option(name: .customLong("dkim-rotation-grace"), help: "RELAY_DKIM_ROTATION_GRACE (default 7d): how long a replaced DKIM key stays published")
+    var dkimRotationGrace: String?
+    @Option(name: .customLong("domain-recheck-interval"), help: "RELAY_DOMAIN_RECHECK_INTERVAL (default 1h): how often domains' DNS records are re-checked")
+    var domainRecheckInterval: String?
+    @Option(name: .customLong("public-url"), help: "RELAY_PUBLIC_URL (default https://<RELAY_HOSTNAME>): base of hosted unsubscribe links")
+    var publicURL: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -111,7 +124,10 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REPUTATION_GUARD", reputationGuard), ("RELAY_REPUTATION_WINDOW", reputationWindow),
             ("RELAY_REPUTATION_MIN_SENDS", reputationMinSends), ("RELAY_REPUTATION_BOUNCE_RATE", reputationBounceRate),
             ("RELAY_REPUTATION_COMPLAINT_RATE", reputationComplaintRate),
-            ("RELAY_WEBHOOK_ALLOW_PRIVATE", webhookAllowPrivate),
+            ("RELAY_WEBHOOK_ALLOW_PRIVATE", webhookAllowPrivate), ("RELAY_SECRET_KEY", secretKey),
+            ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
+            ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
+            ("RELAY_PUBLIC_URL", publicURL),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

@@ -29,7 +29,7 @@ import Testing
             "DATABASE_URL": try await TestDatabase.create(), "RELAY_DNS_SERVERS": "\(dns.address.host):\(dns.address.port)",
             "RELAY_MX_PORT": "\(mxPort)", "RELAY_RETRY_INITIAL": "1h", "RELAY_RETRY_MAX": "1h",
             "RELAY_HOSTNAME": "relay.test", "RELAY_ADMIN_TOKEN": "dashboard-admin", "RELAY_LOG_FORMAT": "json",
-            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off",
+            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off", "RELAY_REQUIRE_VERIFIED_DOMAINS": "false",
             // 2 hard bounces in 19 sends (10.5%) pause the tenant: the page must say so.
             "RELAY_REPUTATION_MIN_SENDS": "19",
             // Webhook endpoints on loopback (nothing listens there): the page lists them with their state.

@@ -46,7 +46,7 @@ import Testing
             "DATABASE_URL": databaseURL, "RELAY_DNS_SERVERS": "\(dns.address.host):\(dns.address.port)",
             "RELAY_MX_PORT": "\(mxPort)", "RELAY_LEASE_TIME": "2s", "RELAY_RETRY_INITIAL": "1s", "RELAY_RETRY_MAX": "2s",
             "RELAY_HOSTNAME": "relay.test", "RELAY_WORKER_CONCURRENCY": "16", "RELAY_LOG_LEVEL": "warning",
-            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off",
+            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off", "RELAY_REQUIRE_VERIFIED_DOMAINS": "false",
         ]
         let first = try await Self.startRelay(environment, port: port, log: log)
         let (database, task) = try TestDatabase.connect(databaseURL)
@@ -112,6 +112,7 @@ import Testing
         environment["RELAY_SUBMISSION_ADDR"] = "127.0.0.1:\(try freePort())"
         environment["RELAY_SUBMISSIONS_ADDR"] = "off"
         environment["RELAY_INBOUND_ADDR"] = "off"
+        environment["RELAY_REQUIRE_VERIFIED_DOMAINS"] = "false"
         let serve = try ChildProcess(try Self.relayBinary(), ["serve", "--http-addr", "127.0.0.1:\(port)"], environment: environment, logPath: log)
         try await waitUntil("relay serve with a managed PostgreSQL is ready", timeout: .seconds(90)) {
             if !serve.isRunning { throw TestSupportError("relay exited: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")") }
@@ -145,7 +146,7 @@ import Testing
         let log = NSTemporaryDirectory() + "relay-dbdown-\(UUID().uuidString).log"
         let relay = try await Self.startRelay([
             "DATABASE_URL": database.url, "RELAY_DNS_SERVERS": "127.0.0.1:9", "RELAY_LOG_LEVEL": "warning",
-            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off",
+            "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off", "RELAY_INBOUND_ADDR": "off", "RELAY_REQUIRE_VERIFIED_DOMAINS": "false",
         ], port: port, log: log)
         await proxy.stop()
         try await waitUntil("readiness reports the lost database", timeout: .seconds(30)) {
