@@ -200,6 +200,24 @@ final class RelayHarness: Sendable {
     }
 
     /// The stored message bytes.
+    /// A delivered message without the DKIM-Signature fields the worker prepends at delivery (each a field with
+    /// its folded continuation lines), i.e. the stored message as it was accepted.
+    static func withoutDKIMSignatures(_ data: [UInt8]) -> [UInt8] {
+        var rest = data[...]
+        let prefix = Array("DKIM-Signature:".utf8)
+        while rest.starts(with: prefix) {
+            // The field ends at the first CRLF not followed by WSP.
+            var index = rest.startIndex
+            while index + 1 < rest.endIndex {
+                if rest[index] == 0x0D, rest[index + 1] == 0x0A,
+                   index + 2 >= rest.endIndex || (rest[index + 2] != 0x20 && rest[index + 2] != 0x09) { break }
+                index += 1
+            }
+            rest = rest[min(index + 2, rest.endIndex)...]
+        }
+        return Array(rest)
+    }
+
     func storedBody(_ id: String) async throws -> [UInt8] {
         guard let uuid = UUID(uuidString: id), let body = try await database.messageBody(messageID: uuid) else {
             throw TestSupportError("no stored body for \(id)")
