@@ -318,7 +318,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "RelayApp", "DNSTestServer", "MailMessage", "RelayTestSupport", "RelayStore", "SMTPServer",
+                "RelayApp", "DNSTestServer", "MailMessage", "RelayTestSupport", "RelayStore", "SMTPServer", "RelayDomains",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

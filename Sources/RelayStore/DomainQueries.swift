@@ -147,6 +147,8 @@ extension RelayDatabase {
                 VALUES (\(tenantID), \(domain), \(key.selector), \(key.algorithm), \(ByteBuffer(bytes: key.sealedPrivateKey)),
                         \(key.sealedWith), \(key.publicRecord), \(key.state.rawValue),
                         CASE WHEN \(key.state.rawValue) = 'active' THEN now() END)
+                -- Two readers giving a pre-DKIM domain its first keys at once make the same selectors: one wins.
+                ON CONFLICT DO NOTHING
                 """, logger: logger)
         }
     }

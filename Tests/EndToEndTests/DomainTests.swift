@@ -1,6 +1,8 @@
 import DNSClient
 import Foundation
+import Logging
 import RelayApp
+import RelayDomains
 import RelayTestSupport
 import Testing
 
@@ -125,6 +127,24 @@ import Testing
             let (ok, output) = try await Self.dkimpyVerifies(delivered.data, records: dkim)
             #expect(ok, "dkimpy: \(output)")
         }
+    }
+
+    /// What the periodic re-check runs: every domain due is looked up again without anyone calling verify.
+    @Test func thePeriodicRecheckVerifiesPublishedRecords() async throws {
+        let relay = try await RelayHarness.start()
+        defer { Task { try? await relay.stop() } }
+        let created = try await relay.send(.POST, "/v1/domains", json: ["name": "periodic.test"])
+        Self.publish(Self.records(created.json), in: relay)
+        var settings = DomainSettings(hostname: "relay.test")
+        settings.recheckInterval = .zero
+        let manager = DomainManager(database: relay.database, settings: settings, secretKey: nil,
+                                    lookup: ResolverLookup(servers: [relay.dns.address]), logger: Logger(label: "test"))
+        #expect(try await manager.recheckDue(limit: 100) >= 2, "periodic.test and example.com are due")
+        let after = try await relay.send(.GET, "/v1/domains/periodic.test")
+        #expect(after.json["status"] as? String == "verified", "\(after.text)")
+        #expect(after.json["checked_at"] as? String != nil)
+        let example = try await relay.send(.GET, "/v1/domains/example.com")
+        #expect(Self.records(example.json).allSatisfy { $0["status"] as? String == "not_found" }, "nothing published for example.com")
     }
 
     @Test func rotationSignsWithTheNewKeyOnlyAfterItsRecordVerifiesAndKeepsTheOldOneForTheGrace() async throws {
