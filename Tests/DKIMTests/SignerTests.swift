@@ -124,6 +124,21 @@ enum TestKeys {
             == DKIMSigner.signatureFields(for: Self.message, keys: key, time: Self.time))
     }
 
+    /// One parsed key serves many concurrent signers (the delivery workers share it), with identical results.
+    @Test func keysAreSharedAcrossTasks() async throws {
+        let keys = TestKeys.both
+        let expected = try DKIMSigner.signatureFields(for: Self.message, keys: keys, time: Self.time)
+        let results = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for _ in 0..<64 {
+                group.addTask { try DKIMSigner.signatureFields(for: Self.message, keys: keys, time: Self.time) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.count == 64)
+        // PKCS#1 v1.5 and PureEdDSA are both deterministic, so every run writes the same bytes.
+        #expect(results.allSatisfy { $0 == expected })
+    }
+
     @Test func noKeysNoFields() throws {
         #expect(try DKIMSigner.signatureFields(for: Self.message, keys: [], time: Self.time).isEmpty)
     }
