@@ -110,10 +110,14 @@ extension DKIMSigner {
             case anywhere
         }
 
+        /// The tag name, e.g. "h".
         package var name: String
+        /// The value exactly as written (the h= spacing matters to the hash: relaxed keeps single spaces).
         package var value: String
+        /// Where folding may break it.
         package var breaks: Breaks
 
+        /// A tag `name`=`value`.
         package init(_ name: String, _ value: String, breaks: Breaks = .never) {
             self.name = name
             self.value = value
