@@ -139,6 +139,7 @@ let package = Package(
                 .embedInCode("0005_suppressions.sql"),
                 .embedInCode("0006_bounces_and_reputation.sql"),
                 .embedInCode("0007_webhooks.sql"),
+                .embedInCode("0010_scheduling.sql"),
             ],
             swiftSettings: swiftSettings
         ),

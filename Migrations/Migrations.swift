@@ -27,4 +27,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._006_bounces_and_reputation_sql, as: UTF8.self)),
     Migration(version: 7, name: "0007_webhooks.sql",
               sql: String(decoding: PackageResources._007_webhooks_sql, as: UTF8.self)),
+    Migration(version: 10, name: "0010_scheduling.sql",
+              sql: String(decoding: PackageResources._010_scheduling_sql, as: UTF8.self)),
 ]
