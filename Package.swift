@@ -230,7 +230,7 @@ let package = Package(
         .executableTarget(
             name: "relay",
             dependencies: [
-                "RelayApp", "BounceParser",
+                "RelayApp", "BounceParser", "RelayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -3,7 +3,7 @@ import RelayApp
 import RelayTestSupport
 import Testing
 
-/// `POST /v1/queue/retry|cancel` through the API.
+/// `POST /v1/queue/retry|cancel` through the API, and `relay queue retry|cancel` run as the operator runs it.
 @Suite struct QueueOperationsTests {
     static func body(to: [String], tag: String? = nil, sendAt: Date? = nil) -> [String: any Sendable] {
         var body: [String: any Sendable] = ["from": "alice@example.com", "to": to, "subject": "s", "text": "t"]
@@ -82,6 +82,45 @@ import Testing
             #expect(try await Self.statuses(relay, mixed)["y@kept.test"] == "queued")
             let all = try await relay.send(.POST, "/v1/queue/cancel", json: ["all": true, "dry_run": true] as [String: any Sendable])
             #expect(all.json["affected"] as? Int == 1, "only y@kept.test is still pending for this tenant")
+        } catch {
+            try? await relay.stop()
+            throw error
+        }
+        try await relay.stop()
+    }
+
+    @Test func theCommandLineRetriesAndCancelsOnARealDatabase() async throws {
+        let relay = try await RelayHarness.start { $0.roles = [.api] }
+        do {
+            let inAnHour = Date().addingTimeInterval(3600)
+            let id = try await relay.sendMessage(Self.body(to: ["a@one.test", "b@two.test"], tag: "cli", sendAt: inAnHour))
+            let binary = try ProcessTests.relayBinary()
+            func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+                try await runToCompletion(binary, arguments + ["--database-url", relay.databaseURL, "--log-level", "warning"])
+            }
+
+            let refused = try await run(["queue", "cancel"])
+            #expect(refused.status != 0 && refused.output.contains("at least one filter"), "no filter is refused: \(refused.output)")
+
+            let dry = try await run(["queue", "cancel", "--domain", "two.test", "--dry-run"])
+            #expect(dry.status == 0)
+            #expect(dry.output.contains("1 recipient would be canceled"), "\(dry.output)")
+            #expect(try await Self.statuses(relay, id) == ["a@one.test": "queued", "b@two.test": "queued"])
+
+            let otherTenant = try await run(["queue", "cancel", "--tenant", UUID().uuidString, "--all"])
+            #expect(otherTenant.output.contains("canceled 0 recipients"), "\(otherTenant.output)")
+
+            let canceled = try await run(["queue", "cancel", "--tenant", relay.tenantID, "--domain", "two.test"])
+            #expect(canceled.status == 0)
+            #expect(canceled.output.contains("canceled 1 recipient"), "\(canceled.output)")
+            #expect(try await Self.statuses(relay, id) == ["a@one.test": "queued", "b@two.test": "canceled"])
+
+            let retried = try await run(["queue", "retry", "--tag", "cli", "--status", "queued"])
+            #expect(retried.status == 0)
+            #expect(retried.output.contains("retried 1 recipient"), "\(retried.output)")
+            let next = try await relay.recipients(id).first { $0["email"] as? String == "a@one.test" }?["next_attempt_at"] as? String
+            let due = try #require(next.flatMap { try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse($0) })
+            #expect(due < inAnHour.addingTimeInterval(-3000), "the retried recipient is due now, not at send_at")
         } catch {
             try? await relay.stop()
             throw error
