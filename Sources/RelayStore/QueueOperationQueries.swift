@@ -124,7 +124,11 @@ extension RelayDatabase {
         }
         if let tenant = selection.tenantID { query.append(" AND r.tenant_id = \(query.bind(tenant))") }
         if let message = selection.messageID { query.append(" AND r.message_id = \(query.bind(message))") }
-        if let domain = selection.domain { query.append(" AND r.domain = \(query.bind(domain))") }
+        if let domain = selection.domain {
+            // On both sides: across tenants the narrow queue row can answer it before the recipient is read.
+            let bound = query.bind(domain)
+            query.append(" AND r.domain = \(bound) AND q.domain = \(bound)")
+        }
         if let code = selection.enhancedCode { query.append(" AND r.last_enhanced = \(query.bind(code))") }
         if let tag = selection.tag { query.append(" AND m.tags @> ARRAY[\(query.bind(tag))::text]") }
         if let since = selection.since { query.append(" AND m.created_at >= \(query.bind(since))") }

@@ -114,12 +114,7 @@ import Testing
 
     @Test func aRecipientBeingDeliveredIsNotCanceled() async throws {
         // slow* makes the sink hold the end of data for 3 s: the recipient stays leased meanwhile.
-        let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port, slowSeconds: 3)
-        let relay = try await RelayHarness.start { $0.mxPort = port }
-        do {
-            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
-            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+        try await RelayHarness.withDestination(sinkSlowSeconds: 3) { relay, _ in
             let id = try await relay.sendMessage(Self.body(to: "slow@dest.test"))
             try await waitUntil("a worker holds the recipient", timeout: .seconds(20)) {
                 try await relay.database.queueDepth().leased == 1
@@ -130,12 +125,6 @@ import Testing
             #expect(reason.contains("being delivered right now"), "the refusal says why: \(reason)")
             let recipients = try await relay.waitUntilFinal(id)
             #expect(recipients[0]["status"] as? String == "delivered", "the delivery under way finished and counted")
-        } catch {
-            try? await relay.stop()
-            await sink.stop()
-            throw error
         }
-        try await relay.stop()
-        await sink.stop()
     }
 }
