@@ -92,12 +92,7 @@ extension RelayDatabase {
         while start < ids.endIndex {
             let batch = Array(ids[start..<min(start + max(1, batchSize), ids.endIndex)])
             start += batch.count
-            affected += try await withDeadline { [self] in
-                switch operation {
-                case .retry: try await retryBatch(batch)
-                case .cancel: try await cancelBatch(batch, detail: detail)
-                }
-            }
+            affected += try await withDeadline { [self] in try await applyBatch(operation, ids: batch, detail: detail) }
         }
         if operation == .retry && affected > 0 {
             try await withDeadline { [self] in
@@ -109,7 +104,7 @@ extension RelayDatabase {
 
     /// The ids (or their count) of the pending, unleased recipients that `selection` names, in id order.
     /// Tenant and message filters drive the plan through `recipients_tenant_status`, `recipients_tenant_domain`
-    /// or `recipients_message`; the queue row is reached by its primary key.
+    /// or `recipients_message`; without a tenant the narrow queue table (the work in flight) drives it.
     static func operableQuery(_ selection: QueueSelection, count: Bool) -> PostgresQuery {
         let needsMessage = selection.tag != nil || selection.since != nil || selection.until != nil
         var query = SQLBuilder("""
@@ -137,49 +132,50 @@ extension RelayDatabase {
         return query.query
     }
 
-    /// Makes the batch's still-unleased rows due now (a held row of a paused tenant too: the claim holds it again).
-    private func retryBatch(_ ids: [Int64]) async throws -> Int {
-        let rows = try await client.query("""
-            WITH target AS (
+    /// Applies `operation` to the batch's rows that are still operable, in one statement: the rows are locked in
+    /// id order and a row a worker holds locked right now is skipped. Retry makes them due now (a held row of a
+    /// paused tenant too: the claim holds it again). Cancel deletes the queue row, sets the recipient
+    /// `canceled` and writes one event each (the events trigger queues the webhooks).
+    private func applyBatch(_ operation: QueueOperation, ids: [Int64], detail: String) async throws -> Int {
+        var query = SQLBuilder("WITH target AS (\n")
+        let batch = query.bind(ids)
+        query.append("""
                 SELECT recipient_id FROM queue
-                WHERE recipient_id = ANY(\(ids)::bigint[]) AND (lease_owner IS NULL OR due_at <= now())
+                WHERE recipient_id = ANY(\(batch)::bigint[]) AND (lease_owner IS NULL OR due_at <= now())
                 ORDER BY recipient_id FOR UPDATE SKIP LOCKED
-            ), due AS (
-                UPDATE queue q SET due_at = least(q.due_at, now())
-                FROM target WHERE q.recipient_id = target.recipient_id
-                RETURNING q.recipient_id
-            ), upd AS (
-                UPDATE recipients r SET next_attempt_at = now(), updated_at = now()
-                FROM due WHERE r.id = due.recipient_id
-                RETURNING r.id
             )
-            SELECT count(*)::bigint FROM upd
-            """, logger: logger)
-        for try await count in rows.decode(Int.self) { return count }
-        return 0
-    }
-
-    /// Cancels the batch's still-unleased rows: queue row deleted, recipient `canceled`, one event each (the
-    /// events trigger queues the webhooks), all in one statement.
-    private func cancelBatch(_ ids: [Int64], detail: String) async throws -> Int {
-        let rows = try await client.query("""
-            WITH target AS (
-                SELECT recipient_id FROM queue
-                WHERE recipient_id = ANY(\(ids)::bigint[]) AND (lease_owner IS NULL OR due_at <= now())
-                ORDER BY recipient_id FOR UPDATE SKIP LOCKED
-            ), gone AS (
-                DELETE FROM queue q USING target WHERE q.recipient_id = target.recipient_id
-                RETURNING q.recipient_id
-            ), upd AS (
-                UPDATE recipients r SET status = 'canceled', next_attempt_at = NULL, reason = 'canceled', updated_at = now()
-                FROM gone WHERE r.id = gone.recipient_id AND r.status IN ('queued', 'deferred')
-                RETURNING r.id, r.message_id, r.tenant_id, r.attempts
-            ), ev AS (
-                INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, reply_text)
-                SELECT tenant_id, message_id, id, 'canceled', attempts, \(detail) FROM upd
-            )
-            SELECT count(*)::bigint FROM upd
-            """, logger: logger)
+            """)
+        switch operation {
+        case .retry:
+            query.append("""
+                , due AS (
+                    UPDATE queue q SET due_at = least(q.due_at, now())
+                    FROM target WHERE q.recipient_id = target.recipient_id
+                    RETURNING q.recipient_id
+                ), upd AS (
+                    UPDATE recipients r SET next_attempt_at = now(), updated_at = now()
+                    FROM due WHERE r.id = due.recipient_id
+                    RETURNING r.id
+                )
+                """)
+        case .cancel:
+            let text = query.bind(detail)
+            query.append("""
+                , gone AS (
+                    DELETE FROM queue q USING target WHERE q.recipient_id = target.recipient_id
+                    RETURNING q.recipient_id
+                ), upd AS (
+                    UPDATE recipients r SET status = 'canceled', next_attempt_at = NULL, reason = 'canceled', updated_at = now()
+                    FROM gone WHERE r.id = gone.recipient_id AND r.status IN ('queued', 'deferred')
+                    RETURNING r.id, r.message_id, r.tenant_id, r.attempts
+                ), ev AS (
+                    INSERT INTO events (tenant_id, message_id, recipient_id, type, attempt, reply_text)
+                    SELECT tenant_id, message_id, id, 'canceled', attempts, \(text) FROM upd
+                )
+                """)
+        }
+        query.append("\nSELECT count(*)::bigint FROM upd")
+        let rows = try await client.query(query.query, logger: logger)
         for try await count in rows.decode(Int.self) { return count }
         return 0
     }
