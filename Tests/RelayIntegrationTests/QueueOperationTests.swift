@@ -164,6 +164,21 @@ import Testing
         }
     }
 
+    @Test func aCancelReachesTheWebhooksSubscribedToCanceled() async throws {
+        try await withMigratedStore { database, tenant in
+            let canceled = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://a.example/", events: ["canceled"],
+                                                                    secret: "whsec_AAAA")
+            let bounced = try await database.createWebhookEndpoint(tenantID: tenant, url: "https://b.example/", events: ["bounced"],
+                                                                   secret: "whsec_AAAA")
+            let message = Self.message(tenant: tenant, tags: [], recipients: ["r@c.test"])
+            _ = try await database.enqueue(message, idempotency: nil)
+            #expect(try await database.apply(.cancel, to: QueueSelection(tenantID: tenant, messageID: message.id), detail: "test") == 1)
+            let claimed = try await database.claimWebhooks(owner: UUID(), limit: 10, lease: .seconds(60))
+            #expect(claimed.map(\.endpointID) == [canceled.id], "only the endpoint subscribed to canceled, not \(bounced.id)")
+            #expect(claimed.map(\.eventType) == ["canceled"])
+        }
+    }
+
     @Test func aScheduledMessageIsDueAtItsSendTimeAndExpiresAfterIt() async throws {
         try await withMigratedStore { database, tenant in
             let sendAt = Date().addingTimeInterval(2)
