@@ -150,6 +150,7 @@ let package = Package(
                 .embedInCode("0006_bounces_and_reputation.sql"),
                 .embedInCode("0007_webhooks.sql"),
                 .embedInCode("0008_domain_dkim.sql"),
+                .embedInCode("0010_scheduling.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -252,7 +253,7 @@ let package = Package(
         .executableTarget(
             name: "relay",
             dependencies: [
-                "RelayApp", "BounceParser",
+                "RelayApp", "BounceParser", "RelayStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

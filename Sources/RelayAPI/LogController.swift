@@ -9,7 +9,8 @@ struct LogController {
     let database: RelayDatabase
 
     /// Event types a filter may name (some are written by later features: suppression, complaints, opens).
-    static let eventTypes = ["accepted", "deferred", "delivered", "bounced", "failed", "suppressed", "complained", "unsubscribed", "opened"]
+    static let eventTypes = ["accepted", "deferred", "delivered", "bounced", "failed", "suppressed", "complained", "unsubscribed",
+                             "opened", "canceled"]
 
     func register(on group: RouterGroup<RelayRequestContext>) {
         group.get("events", use: stream)

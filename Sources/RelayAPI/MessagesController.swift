@@ -6,7 +6,7 @@ import MailMessage
 import RelayCore
 import RelayStore
 
-/// `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/{id}`.
+/// `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/messages/{id}/cancel`.
 struct MessagesController {
     let dependencies: APIDependencies
     var database: RelayDatabase { dependencies.database }
@@ -17,6 +17,7 @@ struct MessagesController {
         group.post("messages", use: send)
         group.get("messages", use: list)
         group.get("messages/:id", use: show)
+        group.post("messages/:id/cancel", use: cancel)
     }
 
     // MARK: send
@@ -29,6 +30,15 @@ struct MessagesController {
         var id: String
         var status: String
         var recipients: [Recipient]
+        var sendAt: Date?
+        enum CodingKeys: String, CodingKey { case id, status, recipients, sendAt = "send_at" }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(id, forKey: .id)
+            try container.encode(status, forKey: .status)
+            try container.encode(recipients, forKey: .recipients)
+            try container.encode(sendAt.map(RFC3339.format), forKey: .sendAt)
+        }
     }
 
     @Sendable func send(request: Request, context: RelayRequestContext) async throws -> Response {
@@ -83,7 +93,8 @@ struct MessagesController {
             suppressed[$0.description.lowercased()] == nil ? RecipientStatus.queued : RecipientStatus.suppressed
         }
         let accepted = Accepted(id: id.apiString, status: MessageStatus.aggregate(statuses),
-                                recipients: zip(recipients, statuses).map { .init(email: $0.description, status: $1.rawValue) })
+                                recipients: zip(recipients, statuses).map { .init(email: $0.description, status: $1.rawValue) },
+                                sendAt: send.sendAt)
         let responseBody = try JSONResponse.encoder.encode(accepted)
         let metadata = try JSONResponse.encoder.encode(send.metadata)
         var message = NewMessage(
@@ -95,6 +106,7 @@ struct MessagesController {
             lifetime: dependencies.messageLifetime)
         message.suppressed = suppressed
         message.hostedUnsubscribe = send.unsubscribe == .hosted
+        message.notBefore = send.sendAt
         let idempotency = idempotencyKey.map {
             IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: 202,
                                responseBody: String(decoding: responseBody, as: UTF8.self))
@@ -163,7 +175,7 @@ struct MessagesController {
     struct MessageJSON: Encodable {
         var record: MessageRecord
         enum CodingKeys: String, CodingKey {
-            case id, status, from, subject, tags, metadata, createdAt = "created_at", recipients
+            case id, status, from, subject, tags, metadata, createdAt = "created_at", sendAt = "send_at", recipients
         }
         func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -175,6 +187,7 @@ struct MessagesController {
             let metadata = (try? JSONDecoder().decode([String: String].self, from: Data(record.metadataJSON.utf8))) ?? [:]
             try container.encode(metadata, forKey: .metadata)
             try container.encode(RFC3339.format(record.createdAt), forKey: .createdAt)
+            try container.encode(record.sendAt.map(RFC3339.format), forKey: .sendAt)
             try container.encode(record.recipients.map(RecipientJSON.init), forKey: .recipients)
         }
     }
@@ -186,6 +199,45 @@ struct MessagesController {
             throw APIError(.notFound, code: "not_found", message: "no such message")
         }
         return try JSONResponse.make(.ok, MessageJSON(record: record))
+    }
+
+    // MARK: cancel
+
+    /// The message resource with what a cancel did: `canceled` recipients now, `in_flight` ones being delivered.
+    struct CancelJSON: Encodable {
+        var message: MessageJSON
+        var canceled: Int
+        var inFlight: Int
+        enum CodingKeys: String, CodingKey { case canceled, inFlight = "in_flight" }
+        func encode(to encoder: any Encoder) throws {
+            try message.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(canceled, forKey: .canceled)
+            try container.encode(inFlight, forKey: .inFlight)
+        }
+    }
+
+    /// `POST /v1/messages/{id}/cancel`: cancels the recipients not delivered yet and not being delivered right
+    /// now; 409 `not_cancelable` when there is none.
+    @Sendable func cancel(request: Request, context: RelayRequestContext) async throws -> Response {
+        let tenant = try context.requireTenant()
+        guard let id = context.parameters.get("id").flatMap(UUID.init(uuidString:)),
+              try await database.message(id: id, tenantID: tenant) != nil else {
+            throw APIError(.notFound, code: "not_found", message: "no such message")
+        }
+        let canceled = try await database.apply(.cancel, to: QueueSelection(tenantID: tenant, messageID: id),
+                                                detail: "canceled by the sender (POST /v1/messages/{id}/cancel)")
+        let inFlight = try await database.pendingRecipientCount(messageID: id)
+        guard canceled > 0 else {
+            let why = inFlight > 0
+                ? "its \(inFlight) pending recipient(s) are being delivered right now and cannot be canceled"
+                : "every recipient has reached a final state"
+            throw APIError(.conflict, code: "not_cancelable", message: "nothing to cancel: \(why)")
+        }
+        guard let record = try await database.message(id: id, tenantID: tenant) else {
+            throw APIError(.notFound, code: "not_found", message: "no such message")
+        }
+        return try JSONResponse.make(.ok, CancelJSON(message: MessageJSON(record: record), canceled: canceled, inFlight: inFlight))
     }
 
     // MARK: list

@@ -15,6 +15,9 @@ struct SendRequest: Sendable {
     var attachments: [Attachment]
     var tags: [String]
     var metadata: [String: String]
+    /// Scheduled send: not attempted before this time; nil sends at once (also for a time not in the future).
+    var sendAt: Date?
+
     var unsubscribe: Unsubscribe?
 
     /// List-Unsubscribe for the message: the sender's own https link, or a Relay-hosted one-click link per
@@ -26,11 +29,13 @@ struct SendRequest: Sendable {
 
     static let knownFields: Set<String> = [
         "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments", "tags", "metadata",
-        "unsubscribe",
+        "unsubscribe", "send_at",
     ]
     static let maxRecipients = 1000
     static let maxTags = 10
     static let maxMetadata = 20
+    /// How far ahead `send_at` may be.
+    static let maxScheduleAhead: TimeInterval = 30 * 24 * 3600
 
     /// Envelope recipients: to, cc and bcc, each address once (local part exact, domain case-insensitive).
     var envelopeRecipients: [EmailAddress] {
@@ -74,6 +79,7 @@ struct SendRequest: Sendable {
         attachments = try Self.attachments(body.fields["attachments"])
         tags = try Self.tags(body.fields["tags"])
         metadata = try Self.metadata(body.fields["metadata"])
+        sendAt = try Self.sendAt(body.string("send_at"), now: Date())
         unsubscribe = try Self.unsubscribe(body.fields["unsubscribe"])
         if unsubscribe != nil, let given = headers.first(where: { ["list-unsubscribe", "list-unsubscribe-post"].contains($0.name.lowercased()) }) {
             throw APIError.invalid("headers.\(given.name)", "give List-Unsubscribe either with unsubscribe or in headers, not both")
@@ -122,6 +128,18 @@ struct SendRequest: Sendable {
         default:
             throw APIError.invalid("unsubscribe", "unsubscribe must be true, {\"hosted\": true} or {\"url\": \"https://…\"}")
         }
+    }
+
+    /// `send_at`: RFC 3339 with an offset, at most 30 days ahead; a time not after `now` means "at once" (nil).
+    static func sendAt(_ text: String?, now: Date) throws -> Date? {
+        guard let text else { return nil }
+        guard let date = RFC3339.parse(text) else {
+            throw APIError.invalid("send_at", "send_at must be an RFC 3339 timestamp with an offset, such as 2026-11-29T10:00:00Z")
+        }
+        if date.timeIntervalSince(now) > maxScheduleAhead {
+            throw APIError.invalid("send_at", "send_at may be at most 30 days ahead")
+        }
+        return date > now ? date : nil
     }
 
     private static func mailbox(_ text: String, field: String) throws -> Mailbox {

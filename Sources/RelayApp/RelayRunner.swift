@@ -128,3 +128,20 @@ public enum RelayRunner {
         return logger
     }
 }
+
+extension RelayRunner {
+    /// `relay queue retry|cancel`: applies `operation` to the pending recipients of `selection` (every tenant's
+    /// when it names none), or with `dryRun` only counts them; returns the count. The same store functions as
+    /// `POST /v1/queue/retry|cancel`.
+    public static func queueOperation(_ operation: QueueOperation, selection: QueueSelection, dryRun: Bool,
+                                      configuration: RelayConfiguration) async throws -> Int {
+        let logger = bootstrapLogging(max(configuration.logLevel, .warning), format: configuration.logFormat)
+        return try await withDatabase(configuration, logger: logger) { database in
+            // An operator's run may select far more than a request does: each batch gets a minute.
+            let store = RelayDatabase(client: database.client, logger: logger, requestTimeout: .seconds(60))
+            return dryRun
+                ? try await store.countOperable(selection)
+                : try await store.apply(operation, to: selection, detail: "canceled by an operator (relay queue cancel)")
+        }
+    }
+}

@@ -15,7 +15,7 @@ public enum RecipientStatus: String, Sendable, Codable, CaseIterable {
     case failed
     /// Not attempted because the address is on the tenant's suppression list.
     case suppressed
-    /// Canceled by the sender before delivery (later work).
+    /// Canceled before delivery (`POST /v1/messages/{id}/cancel`, `POST /v1/queue/cancel`, `relay queue cancel`).
     case canceled
     /// Delivered, and then the recipient reported it as spam (a feedback report reached the inbound listener).
     case complained

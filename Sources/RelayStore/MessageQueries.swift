@@ -34,6 +34,9 @@ public struct NewMessage: Sendable {
     public var suppressed: [String: String] = [:]
     /// Relay hosts the unsubscribe link: the worker adds List-Unsubscribe per recipient at delivery.
     public var hostedUnsubscribe = false
+    /// Scheduled send: no attempt before this time (the queue rows are due then, and `lifetime` counts from
+    /// then). nil sends at once.
+    public var notBefore: Date?
 
     /// Creates a message to store.
     public init(id: UUID, tenantID: UUID, mailFrom: String, fromHeader: String, subject: String, messageIDHeader: String,
@@ -93,6 +96,8 @@ public struct MessageRecord: Sendable {
     public var metadataJSON: String
     public var createdAt: Date
     public var recipients: [RecipientRecord]
+    /// The scheduled send time, nil when the message was sent at once.
+    public var sendAt: Date?
 }
 
 /// One recipient's delivery state as the API shows it.
@@ -167,25 +172,29 @@ extension RelayDatabase {
         let reasons = message.recipients.map { message.suppressed[$0.email.lowercased()] ?? "" }
         let lifetimeSeconds = message.lifetime.seconds
         try await connection.query("""
-            WITH m AS (
+            WITH start AS (
+                -- When the first attempt may be made: now, or the scheduled time.
+                SELECT COALESCE(\(message.notBefore)::timestamptz, now()) AS at
+            ), m AS (
                 INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
-                                      size_bytes, smtputf8, expires_at, hosted_unsubscribe)
-                VALUES (\(message.id), \(message.tenantID), \(message.mailFrom), \(message.fromHeader), \(message.subject),
-                        \(message.messageIDHeader), \(message.tags), \(message.metadataJSON)::jsonb,
-                        \(message.body.readableBytes), \(message.requiresSMTPUTF8),
-                        now() + make_interval(secs => \(lifetimeSeconds)), \(message.hostedUnsubscribe))
+                                      size_bytes, smtputf8, expires_at, send_at, hosted_unsubscribe)
+                SELECT \(message.id), \(message.tenantID), \(message.mailFrom), \(message.fromHeader), \(message.subject),
+                       \(message.messageIDHeader), \(message.tags), \(message.metadataJSON)::jsonb,
+                       \(message.body.readableBytes), \(message.requiresSMTPUTF8),
+                       start.at + make_interval(secs => \(lifetimeSeconds)), \(message.notBefore)::timestamptz, \(message.hostedUnsubscribe)
+                FROM start
                 RETURNING id
             ), b AS (
                 INSERT INTO message_bodies (message_id, body) VALUES (\(message.id), \(message.body))
             ), r AS (
                 INSERT INTO recipients (message_id, tenant_id, email, domain, status, next_attempt_at, reason)
-                SELECT \(message.id), \(message.tenantID), e, d, st, CASE WHEN st = 'queued' THEN now() END, NULLIF(rs, '')
-                FROM unnest(\(emails)::text[], \(domains)::text[], \(statuses)::text[], \(reasons)::text[])
+                SELECT \(message.id), \(message.tenantID), e, d, st, CASE WHEN st = 'queued' THEN start.at END, NULLIF(rs, '')
+                FROM start, unnest(\(emails)::text[], \(domains)::text[], \(statuses)::text[], \(reasons)::text[])
                     WITH ORDINALITY AS x(e, d, st, rs, n) ORDER BY n
                 RETURNING id, domain, status
             ), q AS (
                 INSERT INTO queue (recipient_id, message_id, domain, due_at)
-                SELECT id, \(message.id), domain, now() FROM r WHERE status = 'queued'
+                SELECT id, \(message.id), domain, start.at FROM r, start WHERE status = 'queued'
             ), ev AS (
                 -- Every recipient is accepted; a suppressed one is also suppressed at once (never attempted).
                 INSERT INTO events (tenant_id, message_id, recipient_id, type, reply_text)
@@ -206,13 +215,14 @@ extension RelayDatabase {
     public func message(id: UUID, tenantID: UUID) async throws -> MessageRecord? {
         try await withDeadline { [self] in
             let rows = try await client.query("""
-                SELECT id, from_header, subject, tags, metadata::text, created_at FROM messages
+                SELECT id, from_header, subject, tags, metadata::text, created_at, send_at FROM messages
                 WHERE id = \(id) AND tenant_id = \(tenantID)
                 """, logger: logger)
             var record: MessageRecord?
-            for try await (id, from, subject, tags, metadata, createdAt) in rows.decode((UUID, String, String, [String], String, Date).self) {
+            for try await (id, from, subject, tags, metadata, createdAt, sendAt) in rows.decode(
+                (UUID, String, String, [String], String, Date, Date?).self) {
                 record = MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
-                                       createdAt: createdAt, recipients: [])
+                                       createdAt: createdAt, recipients: [], sendAt: sendAt)
             }
             guard var record else { return nil }
             let recipientRows = try await client.query("""
@@ -268,7 +278,7 @@ extension RelayDatabase {
         try await withDeadline { [self] in
             var query = SQLBuilder("""
                 SELECT m.id, m.from_header, m.subject, m.tags, m.metadata::text, m.created_at,
-                       (extract(epoch FROM m.created_at) * 1000000)::bigint
+                       (extract(epoch FROM m.created_at) * 1000000)::bigint, m.send_at
                 FROM messages m
                 """)
             let tenant = query.bind(tenantID)
@@ -297,10 +307,10 @@ extension RelayDatabase {
             let rows = try await client.query(query.query, logger: logger)
             var page: [MessageRecord] = []
             var micros: [Int64] = []
-            for try await (id, from, subject, tags, metadata, createdAt, createdMicros) in rows.decode(
-                (UUID, String, String, [String], String, Date, Int64).self) {
+            for try await (id, from, subject, tags, metadata, createdAt, createdMicros, sendAt) in rows.decode(
+                (UUID, String, String, [String], String, Date, Int64, Date?).self) {
                 page.append(MessageRecord(id: id, fromHeader: from, subject: subject, tags: tags, metadataJSON: metadata,
-                                          createdAt: createdAt, recipients: []))
+                                          createdAt: createdAt, recipients: [], sendAt: sendAt))
                 micros.append(createdMicros)
             }
             var next: MessageCursor?

@@ -137,6 +137,8 @@ public final class RecordingSMTPSink: Sendable {
         public var data: [UInt8]
         /// The client's source port: equal for messages that came over one connection.
         public var peerPort: Int?
+        /// When the sink received the end of the data.
+        public var receivedAt: Date?
     }
 
     public let host: String
@@ -178,7 +180,8 @@ public final class RecordingSMTPSink: Sendable {
                 throw TestSupportError("unreadable sink record: \(line)")
             }
             return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
-                            data: Array(data), peerPort: object["peer_port"] as? Int)
+                            data: Array(data), peerPort: object["peer_port"] as? Int,
+                            receivedAt: (object["received_at"] as? Double).map(Date.init(timeIntervalSince1970:)))
         }
     }
 

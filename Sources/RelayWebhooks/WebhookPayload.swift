@@ -5,7 +5,8 @@ import RelayStore
 /// The event types an endpoint can subscribe to, and the one only the test route sends.
 public enum WebhookEventType {
     /// Recipient events, written to `events` by delivery, suppression and inbound bounce/complaint processing.
-    public static let messageEvents = ["delivered", "deferred", "bounced", "failed", "suppressed", "complained", "unsubscribed"]
+    public static let messageEvents = ["delivered", "deferred", "bounced", "failed", "suppressed", "complained", "unsubscribed",
+                                       "canceled"]
     /// Everything an endpoint may list in `events`.
     public static let subscribable = messageEvents + ["tenant.paused"]
     /// Sent by `POST /v1/webhooks/{id}/test` to that endpoint only, whatever it subscribes to.

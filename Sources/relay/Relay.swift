@@ -9,7 +9,7 @@ struct Relay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "relay",
         abstract: "A self-hosted transactional email relay: HTTP API → PostgreSQL queue → SMTP delivery.",
-        subcommands: [Serve.self, Migrate.self, Tenant.self, Dev.self, Bounces.self],
+        subcommands: [Serve.self, Migrate.self, Tenant.self, Dev.self, Bounces.self, Queue.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -230,14 +230,14 @@ final class RelayHarness: Sendable {
 func mxPort() throws -> Int { try freePort() }
 
 extension RelayHarness {
-    /// A Relay whose `dest.test` is served by one MX (`exchange` at `address`) that is a recording sink; both are
-    /// stopped afterwards, also when `body` throws.
+    /// A Relay whose `dest.test` is served by one MX (`exchange` at `address`) that is a recording sink (holding the
+    /// end of data of slow* recipients for `sinkSlowSeconds`); both are stopped afterwards, also when `body` throws.
     static func withDestination(address: String = "127.0.0.2", exchange: String = "mx1.dest.test", smtp: Bool = false,
-                                inbound: Bool = false,
+                                inbound: Bool = false, sinkSlowSeconds: Double? = nil,
                                 _ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
                                 _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
         let port = try mxPort()
-        let sink = try await RecordingSMTPSink.start(host: address, port: port)
+        let sink = try await RecordingSMTPSink.start(host: address, port: port, slowSeconds: sinkSlowSeconds)
         let relay: RelayHarness
         do {
             relay = try await RelayHarness.start(smtp: smtp, inbound: inbound) { configuration in

@@ -2,8 +2,10 @@
 """A recording SMTP sink for Relay's end-to-end tests (aiosmtpd).
 
 Every accepted message is appended to --record as one JSON line:
-  {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip", "peer_port": 12345}
-(data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact).
+  {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip", "peer_port": 12345,
+   "received_at": 1764400000.123}
+(data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact; received_at is
+when the end of data arrived, in seconds since 1970).
 
 Behaviour is chosen by the recipient's local part, so one sink serves many scenarios:
   bounce*      RCPT answered 550 5.1.1 (user unknown)
@@ -22,6 +24,7 @@ import signal
 import threading
 import base64
 import json
+import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -46,6 +49,7 @@ class Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        received_at = time.time()
         locals_ = [r.split("@", 1)[0].lower() for r in envelope.rcpt_tos]
         if locals_ and all(l.startswith("datafail") for l in locals_):
             return "554 5.6.0 Message content rejected"
@@ -57,6 +61,7 @@ class Handler:
             "data_b64": base64.b64encode(envelope.original_content or envelope.content).decode(),
             "peer": session.peer[0] if session.peer else None,
             "peer_port": session.peer[1] if session.peer else None,
+            "received_at": received_at,
         })
         with open(self.record, "a") as f:
             f.write(line + "\n")
