@@ -164,7 +164,7 @@ extension RelayDatabase {
         }
         let reasons = message.recipients.map { message.suppressed[$0.email.lowercased()] ?? "" }
         let lifetimeSeconds = message.lifetime.seconds
-        try await connection.query("""
+        let rows = try await connection.query("""
             WITH m AS (
                 INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
                                       size_bytes, smtputf8, expires_at)
@@ -198,6 +198,10 @@ extension RelayDatabase {
             )
             SELECT pg_notify(\(Self.queueChannel), '')
             """, logger: logger)
+        // `query` returns once the row description is in; an error while the statement executes (a constraint, a
+        // trigger, a connection failure) arrives with the rows. Read them, or a failed insert would look stored
+        // (and in a transaction, COMMIT of the aborted transaction silently rolls back).
+        for try await _ in rows {}
     }
 
     /// A tenant's message with its recipients, or nil when it does not exist for this tenant.
