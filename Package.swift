@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // RFC 5321 grammar: replies, commands, enhanced status codes, dot-stuffing. No channels.
@@ -188,6 +189,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Stored Mustache templates: compile at save time, render strictly (a name the data lacks is an error).
+        .target(
+            name: "RelayTemplates",
+            dependencies: [.product(name: "Mustache", package: "swift-mustache")],
+            swiftSettings: swiftSettings
+        ),
         // HTTP API: controllers, request validation, auth, error rendering, and the dashboard's static files.
         .target(
             name: "RelayAPI",
@@ -262,6 +269,7 @@ let package = Package(
         .testTarget(name: "DNSClientTests", dependencies: ["DNSClient", "DNSTestServer", "RelayTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayCoreTests", dependencies: ["RelayCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RelayTemplatesTests", dependencies: ["RelayTemplates"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayWebhooksTests", dependencies: ["RelayWebhooks", "RelayStore", "RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),
