@@ -140,6 +140,7 @@ let package = Package(
                 .embedInCode("0005_suppressions.sql"),
                 .embedInCode("0006_bounces_and_reputation.sql"),
                 .embedInCode("0007_webhooks.sql"),
+                .embedInCode("0009_templates.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -199,7 +200,7 @@ let package = Package(
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks", "RelayTemplates",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),

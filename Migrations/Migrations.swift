@@ -27,4 +27,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._006_bounces_and_reputation_sql, as: UTF8.self)),
     Migration(version: 7, name: "0007_webhooks.sql",
               sql: String(decoding: PackageResources._007_webhooks_sql, as: UTF8.self)),
+    Migration(version: 9, name: "0009_templates.sql",
+              sql: String(decoding: PackageResources._009_templates_sql, as: UTF8.self)),
 ]
