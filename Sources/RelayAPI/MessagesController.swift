@@ -6,7 +6,8 @@ import MailMessage
 import RelayCore
 import RelayStore
 
-/// `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/{id}`.
+/// `POST /v1/messages`, `POST /v1/messages/batch` (MessagesController+Batch.swift), `GET /v1/messages`,
+/// `GET /v1/messages/{id}`.
 struct MessagesController {
     let dependencies: APIDependencies
     var database: RelayDatabase { dependencies.database }
@@ -15,6 +16,7 @@ struct MessagesController {
 
     func register(on group: RouterGroup<RelayRequestContext>) {
         group.post("messages", use: send)
+        group.post("messages/batch", use: sendBatch)
         group.get("messages", use: list)
         group.get("messages/:id", use: show)
     }
