@@ -55,7 +55,7 @@ struct SendRequest: Sendable {
         }
 
         template = try body.fields["template"].flatMap { $0 == .null ? nil : try TemplateReference(json: $0) }
-        if template != nil, let given = ["subject", "text", "html"].first(where: { body.fields[$0] != nil }) {
+        if template != nil, let given = ["subject", "text", "html"].first(where: { (body.fields[$0] ?? .null) != .null }) {
             throw APIError.invalid("template", "give either template or subject/text/html, not both (\(given) was given)")
         }
 

@@ -65,6 +65,10 @@ import Testing
             #expect(try await relay.send(.POST, "/v1/templates", json: Self.welcome).status == 201)
             let (_, otherKey) = try await relay.database.createTenant(name: "other")
             #expect(try await relay.send(.GET, "/v1/templates/welcome", bearer: otherKey).status == 404)
+            let borrowed = try await relay.send(.POST, "/v1/messages", json: [
+                "from": "a@example.com", "to": "bob@dest.test", "template": ["name": "welcome"] as [String: any Sendable],
+            ] as [String: any Sendable], bearer: otherKey)
+            #expect(borrowed.errorCode == "template_not_found", "another tenant's template cannot be sent from")
             #expect(try await relay.send(.DELETE, "/v1/templates/welcome", bearer: otherKey).status == 404)
             #expect((try await relay.send(.GET, "/v1/templates", bearer: otherKey).json["data"] as? [Any])?.isEmpty == true)
             // The other tenant's PUT creates its own template, leaving this one as it was.
@@ -143,6 +147,7 @@ import Testing
             #expect(unknown.errorCode == "template_not_found")
             #expect(unknown.errorField == "template.name")
             #expect(try await send("welcome", nil, extra: ["subject": "s"]).errorField == "template")
+            #expect(try await send("welcome", nil, extra: ["html": "<p>x</p>"]).errorField == "template")
             #expect(try await send("welcome", "x").errorField == "template.data")
 
             // A rendered subject with a line break is refused: no header can be injected.
@@ -151,7 +156,9 @@ import Testing
             #expect(injected.errorField == "template.data")
 
             #expect((try await relay.send(.GET, "/v1/messages").json["data"] as? [Any])?.isEmpty == true, "nothing was stored")
-            let ok = try await send("welcome", ["name": "Ann", "greeting": "hi", "user": user] as [String: any Sendable])
+            // null for subject, text or html is the same as leaving it out.
+            let ok = try await send("welcome", ["name": "Ann", "greeting": "hi", "user": user] as [String: any Sendable],
+                                    extra: ["subject": NSNull(), "text": NSNull()])
             #expect(ok.status == 202)
         }
     }
