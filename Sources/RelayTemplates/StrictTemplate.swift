@@ -27,6 +27,7 @@ public struct StrictTemplate: Sendable {
     /// Compiles `source`; a syntax error throws `TemplateSyntaxError` with its line, column and a message.
     public init(source: String, escaping: Escaping) throws(TemplateSyntaxError) {
         self.source = source
+        try NestingGuard.check(source)
         let parsed: MustacheTemplate
         do {
             parsed = try MustacheTemplate(string: source)

@@ -51,6 +51,10 @@ import Testing
             let message = (broken.json["error"] as? [String: Any])?["message"] as? String ?? ""
             #expect(message.contains("line 1") && message.contains("never closed"), "the parser's message: \(message)")
             #expect(try await relay.send(.POST, "/v1/templates", json: ["name": "broken", "subject": "{{x", "text": "t"]).errorField == "subject")
+            let deep = String(repeating: "{{#a}}", count: 10_000) + String(repeating: "{{/a}}", count: 10_000)
+            let tooDeep = try await relay.send(.POST, "/v1/templates", json: ["name": "broken", "html": deep])
+            #expect(tooDeep.status == 422, "refused before the recursive parser could overflow the stack")
+            #expect(tooDeep.errorField == "html")
             #expect(try await relay.send(.GET, "/v1/templates/broken").status == 404)
             #expect(try await relay.send(.POST, "/v1/templates", json: ["name": "bad name", "text": "t"]).errorField == "name")
             #expect(try await relay.send(.POST, "/v1/templates", json: ["name": String(repeating: "a", count: 65), "text": "t"]).errorField == "name")

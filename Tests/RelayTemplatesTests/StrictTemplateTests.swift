@@ -94,6 +94,31 @@ import Testing
         #expect(error?.message.contains(phrase) == true, "\(String(describing: error))")
     }
 
+    @Test func deepNestingIsRefusedBeforeTheParserRecurses() throws {
+        // 100,000 levels would overflow the stack in swift-mustache's recursive parser and kill the process.
+        let deep = String(repeating: "{{#a}}", count: 100_000) + "x" + String(repeating: "{{/a}}", count: 100_000)
+        let error = #expect(throws: TemplateSyntaxError.self) { _ = try StrictTemplate(source: deep, escaping: .html) }
+        #expect(error?.message.contains("nest more than 50") == true)
+        #expect(error?.line == 1 && error?.column == 50 * 6 + 1, "at the 51st {{#a}}")
+        // A closing tag inside a comment does not close anything; siblings do not add up; 50 levels are fine.
+        let fifty = String(repeating: "{{# a}}{{! {{/b}}{{{c}}}", count: 50) + String(repeating: "{{/a}}", count: 50)
+        let data: [String: TemplateValue] = ["a": .bool(true), "c": .string("<")]
+        #expect(try StrictTemplate(source: fifty, escaping: .html).render(data) == String(repeating: "<", count: 50))
+        let sneaky = String(repeating: "{{#a}}{{! {{/a}}", count: 51) + String(repeating: "{{/a}}", count: 51)
+        #expect(throws: TemplateSyntaxError.self) { _ = try StrictTemplate(source: sneaky, escaping: .html) }
+        let siblings = String(repeating: "{{#a}}x{{/a}}", count: 500)
+        #expect(try StrictTemplate(source: siblings, escaping: .none).render(data).count == 500)
+    }
+
+    @Test func setDelimiterTagsAreRefused() {
+        let error = #expect(throws: TemplateSyntaxError.self) {
+            _ = try StrictTemplate(source: "hi\n  {{=<% %>=}}<% name %>", escaping: .none)
+        }
+        #expect(error?.line == 2)
+        #expect(error?.column == 3)
+        #expect(error?.message.contains("set-delimiter") == true)
+    }
+
     @Test func messageTemplateNamesThePartAtFault() {
         #expect(throws: MessageTemplate.PartError.self) { _ = try MessageTemplate(subject: "ok", text: nil, html: "{{#x}}") }
         do {
