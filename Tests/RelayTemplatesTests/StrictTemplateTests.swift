@@ -110,6 +110,16 @@ import Testing
         #expect(try StrictTemplate(source: siblings, escaping: .none).render(data).count == 500)
     }
 
+    @Test(arguments: [
+        "{{<p}}{{$a}}x{{/a}}{{/p}}", "{{$a}}{{$b}}x{{/b}}{{/a}}", "{{<p}}{{$a}}{{$b}}y{{/b}}{{/a}}{{/p}}",
+        "{{>p}}", "{{>*name}}", "{{#a}}{{$b}}z{{/b}}{{/a}}",
+    ])
+    func inheritanceAndPartialTagsRenderWithoutALibrary(source: String) throws {
+        // There is no partial library: these render their defaults or nothing, and must never trap.
+        let output = try StrictTemplate(source: source, escaping: .html).render(["a": .bool(true), "name": .string("p")])
+        #expect(!output.contains("{{"))
+    }
+
     @Test func setDelimiterTagsAreRefused() {
         let error = #expect(throws: TemplateSyntaxError.self) {
             _ = try StrictTemplate(source: "hi\n  {{=<% %>=}}<% name %>", escaping: .none)
