@@ -3,7 +3,12 @@
 public struct MessageTemplate: Sendable {
     /// Which part of a template.
     public enum Part: String, Sendable {
-        case subject, text, html
+        /// The subject line (plain text, one line).
+        case subject
+        /// The plain-text body.
+        case text
+        /// The HTML body.
+        case html
     }
 
     /// A part that does not parse.
@@ -16,8 +21,11 @@ public struct MessageTemplate: Sendable {
 
     /// A rendered message: subject, and the bodies the template has.
     public struct Rendered: Sendable, Equatable {
+        /// The rendered subject (may contain a line break if the data did; the caller refuses that).
         public var subject: String
+        /// The rendered text body, when the template has one.
         public var text: String?
+        /// The rendered HTML body, when the template has one.
         public var html: String?
     }
 
