@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // RFC 5321 grammar: replies, commands, enhanced status codes, dot-stuffing. No channels.
@@ -150,6 +151,7 @@ let package = Package(
                 .embedInCode("0006_bounces_and_reputation.sql"),
                 .embedInCode("0007_webhooks.sql"),
                 .embedInCode("0008_domain_dkim.sql"),
+                .embedInCode("0009_templates.sql"),
                 .embedInCode("0010_scheduling.sql"),
             ],
             swiftSettings: swiftSettings
@@ -212,11 +214,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Stored Mustache templates: compile at save time, render strictly (a name the data lacks is an error).
+        .target(
+            name: "RelayTemplates",
+            dependencies: [.product(name: "Mustache", package: "swift-mustache")],
+            swiftSettings: swiftSettings
+        ),
         // HTTP API: controllers, request validation, auth, error rendering, and the dashboard's static files.
         .target(
             name: "RelayAPI",
             dependencies: [
-                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks", "RelayDomains",
+                "RelayCore", "RelayStore", "MailMessage", "RelayMetrics", "RelayWebhooks", "RelayDomains", "RelayTemplates",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -298,6 +306,7 @@ let package = Package(
         ),
         .testTarget(name: "RelayDomainsTests", dependencies: ["RelayDomains", "RelayStore", "RelayCore", "DKIM"],
                     swiftSettings: swiftSettings),
+        .testTarget(name: "RelayTemplatesTests", dependencies: ["RelayTemplates"], swiftSettings: swiftSettings),
         .testTarget(name: "RelayWebhooksTests", dependencies: ["RelayWebhooks", "RelayStore", "RelayCore"], swiftSettings: swiftSettings),
         // Reads the sample corpus in Tests/Fixtures/bounces through #filePath (no resources).
         .testTarget(name: "BounceParserTests", dependencies: ["BounceParser", "RelayCore"], swiftSettings: swiftSettings),

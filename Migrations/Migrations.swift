@@ -29,6 +29,8 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._007_webhooks_sql, as: UTF8.self)),
     Migration(version: 8, name: "0008_domain_dkim.sql",
               sql: String(decoding: PackageResources._008_domain_dkim_sql, as: UTF8.self)),
+    Migration(version: 9, name: "0009_templates.sql",
+              sql: String(decoding: PackageResources._009_templates_sql, as: UTF8.self)),
     Migration(version: 10, name: "0010_scheduling.sql",
               sql: String(decoding: PackageResources._010_scheduling_sql, as: UTF8.self)),
 ]

@@ -6,7 +6,8 @@ import MailMessage
 import RelayCore
 import RelayStore
 
-/// `POST /v1/messages`, `GET /v1/messages`, `GET /v1/messages/{id}`, `POST /v1/messages/{id}/cancel`.
+/// `POST /v1/messages`, `POST /v1/messages/batch` (MessagesController+Batch.swift), `GET /v1/messages`,
+/// `GET /v1/messages/{id}`, `POST /v1/messages/{id}/cancel`.
 struct MessagesController {
     let dependencies: APIDependencies
     var database: RelayDatabase { dependencies.database }
@@ -15,6 +16,7 @@ struct MessagesController {
 
     func register(on group: RouterGroup<RelayRequestContext>) {
         group.post("messages", use: send)
+        group.post("messages/batch", use: sendBatch)
         group.get("messages", use: list)
         group.get("messages/:id", use: show)
         group.post("messages/:id/cancel", use: cancel)
@@ -41,20 +43,40 @@ struct MessagesController {
         }
     }
 
+    /// One send request validated and composed: the message to store and the 202 body that answers it.
+    struct PreparedMessage {
+        var message: NewMessage
+        var accepted: Accepted
+    }
+
     @Sendable func send(request: Request, context: RelayRequestContext) async throws -> Response {
         let tenant = try context.requireTenant()
+        let (json, idempotencyKey) = try await readSendBody(request)
+        let prepared = try await prepare(json, tenantID: tenant, templates: TemplateLookup(database: database, tenantID: tenant))
+        let responseBody = try JSONResponse.encoder.encode(prepared.accepted)
+        let result = try await database.enqueue(
+            prepared.message, idempotency: idempotency(idempotencyKey, json: json, status: .accepted, body: responseBody))
+        return try respond(to: result, status: .accepted, body: responseBody, enqueued: true)
+    }
+
+    /// The body of a send (one message or a batch) parsed as JSON, and its validated `Idempotency-Key`.
+    func readSendBody(_ request: Request) async throws -> (JSONValue, String?) {
         // base64 attachments are 4/3 of their size, plus JSON around them.
         let bodyLimit = dependencies.maxMessageBytes / 3 * 4 + 1024 * 1024
         let body = try await request.body.collect(upTo: bodyLimit)
-        let bytes = Array(body.readableBytesView)
-
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.count > Self.maxIdempotencyKeyLength {
             throw APIError.invalid("Idempotency-Key", "the Idempotency-Key header must be 1–\(Self.maxIdempotencyKeyLength) characters")
         }
+        return (try JSONValue.parse(body.readableBytesView), idempotencyKey)
+    }
 
-        let json = try JSONValue.parse(bytes)
-        let send = try SendRequest(json: json)
+    /// Validates one message of a send request, renders its template, checks the sender domain, the tenant's
+    /// pause and the suppression list, and composes it. Every refusal throws an `APIError` (422, 403 or 413) and
+    /// stores nothing; database failures throw as they are.
+    func prepare(_ json: JSONValue, tenantID tenant: UUID, templates: TemplateLookup) async throws -> PreparedMessage {
+        var send = try SendRequest(json: json)
+        try await templates.render(into: &send)
         let senderDomain = send.from.address.normalizedDomain
         let recipients = send.envelopeRecipients
         // One round trip: the sender domain must be the tenant's; suppressed recipients are stored as
@@ -95,7 +117,6 @@ struct MessagesController {
         let accepted = Accepted(id: id.apiString, status: MessageStatus.aggregate(statuses),
                                 recipients: zip(recipients, statuses).map { .init(email: $0.description, status: $1.rawValue) },
                                 sendAt: send.sendAt)
-        let responseBody = try JSONResponse.encoder.encode(accepted)
         let metadata = try JSONResponse.encoder.encode(send.metadata)
         var message = NewMessage(
             id: id, tenantID: tenant, mailFrom: send.from.address.description, fromHeader: send.from.description,
@@ -107,15 +128,23 @@ struct MessagesController {
         message.suppressed = suppressed
         message.hostedUnsubscribe = send.unsubscribe == .hosted
         message.notBefore = send.sendAt
-        let idempotency = idempotencyKey.map {
-            IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: 202,
-                               responseBody: String(decoding: responseBody, as: UTF8.self))
-        }
+        return PreparedMessage(message: message, accepted: accepted)
+    }
 
-        switch try await database.enqueue(message, idempotency: idempotency) {
+    /// The idempotency record of a send: the key, the hash of the canonical JSON body, the response to replay.
+    func idempotency(_ key: String?, json: JSONValue, status: HTTPResponse.Status, body: Data) -> IdempotencyRequest? {
+        key.map {
+            IdempotencyRequest(key: $0, requestHash: Array(SHA256.hash(data: json.canonicalBytes)), statusCode: status.code,
+                               responseBody: String(decoding: body, as: UTF8.self))
+        }
+    }
+
+    /// The response to a store: the rendered body, a replay of the first response, or 409 for a reused key.
+    func respond(to result: EnqueueResult, status: HTTPResponse.Status, body: Data, enqueued: Bool) throws -> Response {
+        switch result {
         case .stored:
-            dependencies.onEnqueued()
-            return JSONResponse.make(.accepted, bytes: responseBody)
+            if enqueued { dependencies.onEnqueued() }
+            return JSONResponse.make(status, bytes: body)
         case .replay(let status, let body):
             var headers = HTTPFields()
             headers[HTTPField.Name("Idempotent-Replayed")!] = "true"

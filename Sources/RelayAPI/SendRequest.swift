@@ -15,6 +15,9 @@ struct SendRequest: Sendable {
     var attachments: [Attachment]
     var tags: [String]
     var metadata: [String: String]
+    /// A stored template to render into subject, text and html (see `TemplateReference`).
+    var template: TemplateReference?
+
     /// Scheduled send: not attempted before this time; nil sends at once (also for a time not in the future).
     var sendAt: Date?
 
@@ -29,7 +32,7 @@ struct SendRequest: Sendable {
 
     static let knownFields: Set<String> = [
         "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments", "tags", "metadata",
-        "unsubscribe", "send_at",
+        "unsubscribe", "send_at", "template",
     ]
     static let maxRecipients = 1000
     static let maxTags = 10
@@ -65,13 +68,18 @@ struct SendRequest: Sendable {
             throw APIError.invalid("to", "at most \(Self.maxRecipients) recipients are allowed in total, got \(total)")
         }
 
+        template = try body.fields["template"].flatMap { $0 == .null ? nil : try TemplateReference(json: $0) }
+        if template != nil, let given = ["subject", "text", "html"].first(where: { (body.fields[$0] ?? .null) != .null }) {
+            throw APIError.invalid("template", "give either template or subject/text/html, not both (\(given) was given)")
+        }
+
         subject = try body.string("subject")
         if let subject, !HeaderRules.isValidValue(subject) {
             throw APIError.invalid("subject", "subject must not contain CR, LF or NUL characters")
         }
         text = try body.string("text")
         html = try body.string("html")
-        if (text ?? "").isEmpty && (html ?? "").isEmpty {
+        if template == nil && (text ?? "").isEmpty && (html ?? "").isEmpty {
             throw APIError.invalid("text", "a message needs a text or an html body")
         }
 

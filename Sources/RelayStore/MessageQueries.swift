@@ -124,10 +124,29 @@ extension RelayDatabase {
         try await withDeadline { try await self.store(message, idempotency: idempotency) }
     }
 
+    /// Stores many messages of one tenant in ONE transaction (all or none) as `enqueue` stores one, and notifies
+    /// idle workers once on commit (PostgreSQL folds a transaction's identical notifications into one). With an
+    /// idempotency key, a replay or conflict stores nothing; an empty list stores only the key.
+    public func enqueueBatch(_ messages: [NewMessage], tenantID: UUID, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
+        try await withDeadline(requestTimeout * 6) { try await self.store(messages, tenantID: tenantID, idempotency: idempotency) }
+    }
+
     private func store(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
+        try await store([message], tenantID: message.tenantID, idempotency: idempotency)
+    }
+
+    private func store(_ messages: [NewMessage], tenantID: UUID, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
         guard let idempotency else {
-            try await client.withConnection { connection in
-                try await insert(message, on: connection)
+            if messages.isEmpty { return .stored }
+            if messages.count == 1 {
+                // One statement is atomic by itself.
+                try await client.withConnection { connection in
+                    try await insert(messages[0], on: connection)
+                }
+            } else {
+                try await client.withTransaction(logger: logger) { connection in
+                    for message in messages { try await insert(message, on: connection) }
+                }
             }
             return .stored
         }
@@ -135,7 +154,7 @@ extension RelayDatabase {
             let hash = ByteBuffer(bytes: idempotency.requestHash)
             let claimed = try await connection.query("""
                 INSERT INTO idempotency_keys (tenant_id, key, request_hash, status_code, response)
-                VALUES (\(message.tenantID), \(idempotency.key), \(hash), \(idempotency.statusCode), \(idempotency.responseBody))
+                VALUES (\(tenantID), \(idempotency.key), \(hash), \(idempotency.statusCode), \(idempotency.responseBody))
                 ON CONFLICT (tenant_id, key) DO UPDATE
                     SET request_hash = EXCLUDED.request_hash, status_code = EXCLUDED.status_code,
                         response = EXCLUDED.response, created_at = now()
@@ -145,12 +164,12 @@ extension RelayDatabase {
             var inserted = false
             for try await _ in claimed { inserted = true }
             if inserted {
-                try await insert(message, on: connection)
+                for message in messages { try await insert(message, on: connection) }
                 return .stored
             }
             let existing = try await connection.query("""
                 SELECT request_hash, status_code, response FROM idempotency_keys
-                WHERE tenant_id = \(message.tenantID) AND key = \(idempotency.key)
+                WHERE tenant_id = \(tenantID) AND key = \(idempotency.key)
                 """, logger: logger)
             for try await (storedHash, status, body) in existing.decode((ByteBuffer, Int, String).self) {
                 if Array(storedHash.readableBytesView) == idempotency.requestHash {
@@ -171,7 +190,7 @@ extension RelayDatabase {
         }
         let reasons = message.recipients.map { message.suppressed[$0.email.lowercased()] ?? "" }
         let lifetimeSeconds = message.lifetime.seconds
-        try await connection.query("""
+        let rows = try await connection.query("""
             WITH start AS (
                 -- When the first attempt may be made: now, or the scheduled time.
                 SELECT COALESCE(\(message.notBefore)::timestamptz, now()) AS at
@@ -209,6 +228,10 @@ extension RelayDatabase {
             )
             SELECT pg_notify(\(Self.queueChannel), '')
             """, logger: logger)
+        // `query` returns once the row description is in; an error while the statement executes (a constraint, a
+        // trigger, a connection failure) arrives with the rows. Read them, or a failed insert would look stored
+        // (and in a transaction, COMMIT of the aborted transaction silently rolls back).
+        for try await _ in rows {}
     }
 
     /// A tenant's message with its recipients, or nil when it does not exist for this tenant.

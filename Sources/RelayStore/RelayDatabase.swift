@@ -86,6 +86,10 @@ extension Error {
     /// queue retries) rather than a bug or a constraint violation.
     public var isDatabaseUnavailable: Bool {
         if let error = self as? StoreError { return error.code == .unavailable }
+        // `withTransaction` wraps what failed inside it (BEGIN, the body, COMMIT).
+        if let error = self as? PostgresTransactionError {
+            return [error.beginError, error.closureError, error.commitError].contains { $0?.isDatabaseUnavailable == true }
+        }
         if let error = self as? PSQLError {
             switch error.code {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed, .uncleanShutdown,

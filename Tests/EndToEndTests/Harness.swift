@@ -261,3 +261,18 @@ extension RelayHarness {
         await sink.stop()
     }
 }
+
+extension RelayHarness {
+    /// A Relay serving the API only (no worker: accepted mail stays queued), stopped afterwards, also when `body`
+    /// throws.
+    static func withAPIOnly(_ body: (RelayHarness) async throws -> Void) async throws {
+        let relay = try await RelayHarness.start { $0.roles = [.api] }
+        do {
+            try await body(relay)
+        } catch {
+            try? await relay.stop()
+            throw error
+        }
+        try await relay.stop()
+    }
+}
