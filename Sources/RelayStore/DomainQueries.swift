@@ -138,10 +138,12 @@ extension RelayDatabase {
         if let refusal { throw refusal }
     }
 
+    // Statements inside transactions read their (empty) results: PostgresNIO reports an error raised while a
+    // statement executes only with its rows, and an unnoticed error would let COMMIT roll everything back quietly.
     private static func insertKeys(_ keys: [StoredDKIMKey], tenantID: UUID, domain: String, on connection: PostgresConnection,
                                    logger: Logger) async throws {
         for key in keys {
-            try await connection.query("""
+            for try await _ in try await connection.query("""
                 INSERT INTO dkim_keys (tenant_id, domain, selector, algorithm, private_key, sealed_with, public_record, state,
                                        activated_at)
                 VALUES (\(tenantID), \(domain), \(key.selector), \(key.algorithm), \(ByteBuffer(bytes: key.sealedPrivateKey)),
@@ -149,7 +151,7 @@ extension RelayDatabase {
                         CASE WHEN \(key.state.rawValue) = 'active' THEN now() END)
                 -- Two readers giving a pre-DKIM domain its first keys at once make the same selectors: one wins.
                 ON CONFLICT DO NOTHING
-                """, logger: logger)
+                """, logger: logger) {}
         }
     }
 
@@ -225,33 +227,33 @@ extension RelayDatabase {
         let graceSeconds = Double(check.rotationGrace.components.seconds)
         try await withDeadline { [self] in
             try await client.withTransaction(logger: logger) { connection in
-                try await connection.query("""
+                for try await _ in try await connection.query("""
                     -- A DNS failure says nothing about the record: the previous status stands (sending does not stop
                     -- because a resolver timed out).
                     UPDATE dkim_keys k SET dns_status = CASE WHEN x.status = 'error' THEN k.dns_status ELSE x.status END,
                         dns_found = CASE WHEN x.status = 'error' THEN k.dns_found ELSE NULLIF(x.found, '') END, checked_at = now()
                     FROM unnest(\(selectors)::text[], \(statuses)::text[], \(found)::text[]) AS x(selector, status, found)
                     WHERE k.tenant_id = \(tenantID) AND k.domain = \(domain) AND k.selector = x.selector
-                    """, logger: logger)
+                    """, logger: logger) {}
                 // Keys replaced by a newly verified pending key of their algorithm retire; then the pending keys sign.
-                try await connection.query("""
+                for try await _ in try await connection.query("""
                     UPDATE dkim_keys old SET state = 'retiring', retire_at = now() + make_interval(secs => \(graceSeconds))
                     WHERE old.tenant_id = \(tenantID) AND old.domain = \(domain) AND old.state = 'active'
                       AND EXISTS (SELECT 1 FROM dkim_keys new
                                   WHERE new.tenant_id = old.tenant_id AND new.domain = old.domain
                                     AND new.algorithm = old.algorithm AND new.state = 'pending' AND new.dns_status = 'verified')
-                    """, logger: logger)
-                try await connection.query("""
+                    """, logger: logger) {}
+                for try await _ in try await connection.query("""
                     UPDATE dkim_keys SET state = 'active', activated_at = now()
                     WHERE tenant_id = \(tenantID) AND domain = \(domain) AND state = 'pending' AND dns_status = 'verified'
-                    """, logger: logger)
-                try await connection.query("""
+                    """, logger: logger) {}
+                for try await _ in try await connection.query("""
                     UPDATE domains d SET dns_checks = \(check.checksJSON)::jsonb, checked_at = now(),
                         dkim_verified = EXISTS (SELECT 1 FROM dkim_keys k
                                                 WHERE k.tenant_id = d.tenant_id AND k.domain = d.name
                                                   AND k.state = 'active' AND k.dns_status = 'verified')
                     WHERE d.tenant_id = \(tenantID) AND d.name = \(domain)
-                    """, logger: logger)
+                    """, logger: logger) {}
             }
         }
     }
