@@ -63,8 +63,13 @@ import Testing
 
     /// Mail queued when the pause comes is held (due at infinity, never attempted), then delivered after the resume.
     @Test func queuedMailIsHeldWhilePausedAndDeliveredAfterTheResume() async throws {
-        try await RelayHarness.withDestination { relay, sink in
-            // The sink greylists "defer…" once; the retry comes 1–2 s later.
+        // The retry comes 5 s (±20%) after the first attempt, so that the pause lands before it even on a loaded
+        // machine (with the harness's 1–2 s the retry could be claimed before the pause and go out).
+        try await RelayHarness.withDestination({
+            $0.retryPolicy.initialDelay = .seconds(5)
+            $0.retryPolicy.maximumDelay = .seconds(5)
+        }) { relay, sink in
+            // The sink greylists "defer…" once.
             let id = try await relay.sendMessage(["from": "alice@example.com", "to": "defer-held@dest.test", "subject": "s", "text": "t"])
             try await waitUntil("the first attempt is deferred") {
                 try await relay.recipients(id).first?["status"] as? String == "deferred"
