@@ -153,7 +153,7 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
         let server = SMTPSubmissionServer(
             host: address.host, port: address.port, security: security, configuration: sessionConfiguration, tls: tls,
             backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
-            eventLoopGroup: eventLoopGroup, logger: logger, onBound: { port in onBound(security, port) })
+            proxyProtocol: configuration.proxyProtocol, eventLoopGroup: eventLoopGroup, logger: logger, onBound: { port in onBound(security, port) })
         sessions.add(server)
         let listener: any Service = configuration.submissionAddressesExplicit
             ? server
@@ -195,7 +195,7 @@ struct InboundListenerService: Service {
         let server = SMTPSubmissionServer(
             host: address.host, port: address.port, security: .startTLS, configuration: sessionConfiguration, tls: tls,
             backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,
-            eventLoopGroup: eventLoopGroup, logger: logger, onBound: onBound)
+            proxyProtocol: configuration.proxyProtocol, eventLoopGroup: eventLoopGroup, logger: logger, onBound: onBound)
         sessions.add(server)
         if configuration.inboundAddressExplicit {
             try await server.run()

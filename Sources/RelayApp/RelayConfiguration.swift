@@ -120,6 +120,10 @@ public struct RelayConfiguration: Sendable {
     /// for hosted unsubscribe links; unset → `https://<RELAY_HOSTNAME>`.
     public var publicURL: String?
 
+    /// `RELAY_PROXY_PROTOCOL` (default false): every connection to the SMTP listeners (587, 465, 25) starts with a
+    /// PROXY v1/v2 header from the load balancer (HAProxy `send-proxy-v2`); its client address is the session's.
+    public var proxyProtocol = false
+
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -161,7 +165,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_SOFT_BOUNCE_SUPPRESSION", "RELAY_REPUTATION_GUARD", "RELAY_REPUTATION_WINDOW", "RELAY_REPUTATION_MIN_SENDS",
         "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
         "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
-        "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL",
+        "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -312,6 +316,7 @@ public struct RelayConfiguration: Sendable {
             secretKey = key
         }
         requireVerifiedDomains = try boolean("RELAY_REQUIRE_VERIFIED_DOMAINS")
+        if let proxy = try boolean("RELAY_PROXY_PROTOCOL") { proxyProtocol = proxy }
         if let include = value("RELAY_SPF_INCLUDE") {
             guard include.contains("."), include.allSatisfy({ $0.isLetter || $0.isNumber || "-._".contains($0) }) else {
                 throw ConfigurationError("RELAY_SPF_INCLUDE=\(include) is not a domain name")

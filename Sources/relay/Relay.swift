@@ -47,7 +47,7 @@ struct ConfigurationOptions: ParsableArguments {
     var plaintextFallback: String?
     @Option(name: .customLong("log-level"), help: "RELAY_LOG_LEVEL (default info)")
     var logLevel: String?
-    @Option(name: .customLong("roles"), help: "RELAY_ROLES: comma-separated api, smtp, worker (default all)")
+    @Option(name: .customLong("roles"), help: "RELAY_ROLES: comma-separated api, smtp, worker, inbound (default all)")
     var roles: String?
     @Option(name: .customLong("submission-addr"), help: "RELAY_SUBMISSION_ADDR (default 0.0.0.0:587, off disables)")
     var submissionAddr: String?
@@ -103,6 +103,8 @@ struct ConfigurationOptions: ParsableArguments {
     var domainRecheckInterval: String?
     @Option(name: .customLong("public-url"), help: "RELAY_PUBLIC_URL (default https://<RELAY_HOSTNAME>): base of hosted unsubscribe links")
     var publicURL: String?
+    @Option(name: .customLong("proxy-protocol"), help: "RELAY_PROXY_PROTOCOL (default false): SMTP connections start with a PROXY v1/v2 header")
+    var proxyProtocol: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -127,7 +129,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_WEBHOOK_ALLOW_PRIVATE", webhookAllowPrivate), ("RELAY_SECRET_KEY", secretKey),
             ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
-            ("RELAY_PUBLIC_URL", publicURL),
+            ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

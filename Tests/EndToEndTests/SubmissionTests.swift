@@ -94,6 +94,35 @@ import Testing
         }
     }
 
+    /// Behind a load balancer (RELAY_PROXY_PROTOCOL): the PROXY v1 or v2 header's client address is the session's
+    /// (here in the Received header), on STARTTLS and implicit-TLS listeners; a connection without a header is closed.
+    @Test(arguments: [("1", "TCP4"), ("2", "AF_INET")])
+    func theProxyProtocolHeaderGivesTheClientAddress(version: String, family: String) async throws {
+        try await withSubmission({ $0.proxyProtocol = true }) { relay, sink in
+            for (port, tls) in [(relay.submissionPort!, "--tls"), (relay.submissionsPort!, "--tls-on-connect")] {
+                let (status, output) = try await swaks(relay, port: port, [
+                    tls, "--auth", "PLAIN", "--proxy-version", version, "--proxy-family", family,
+                    "--proxy-source", "203.0.113.7", "--proxy-source-port", "56324",
+                    "--proxy-dest", "127.0.0.1", "--proxy-dest-port", "\(port)",
+                ], data: Self.fixedMessage)
+                #expect(status == 0, "\(output)")
+                let id = try #require(Self.messageID(in: output), "\(output)")
+                #expect(try await relay.waitUntilFinal(id)[0]["status"] as? String == "delivered")
+            }
+            let received = try sink.received()
+            #expect(received.count == 2)
+            for message in received {
+                let text = String(decoding: RelayHarness.withoutDKIMSignatures(message.data), as: UTF8.self)
+                #expect(text.hasPrefix("Received: from client.test ([203.0.113.7])") || text.contains("[203.0.113.7]"),
+                        "\(text.prefix(200))")
+            }
+            // Without the header: no greeting, closed after 10 s.
+            let (status, output) = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: Self.fixedMessage)
+            #expect(status != 0)
+            #expect(!output.contains("220 "), "\(output)")
+        }
+    }
+
     @Test func swaksOverImplicitTLSWithAuthLogin() async throws {
         try await withSubmission { relay, sink in
             let (status, output) = try await swaks(relay, port: relay.submissionsPort!, ["--tls-on-connect", "--auth", "LOGIN"], data: Self.fixedMessage)

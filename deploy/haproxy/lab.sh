@@ -7,8 +7,8 @@
 #
 # Checks, each printed as ok/FAIL: every node becomes ready, HAProxy marks all three UP, an API call through
 # HAProxy works, no HTTP request through HAProxy fails while node 2 drains, and HAProxy takes node 2 out.
-# SMTP through HAProxy is reported but not judged: haproxy.cfg sends a PROXY v2 header, which needs
-# RELAY_PROXY_PROTOCOL on the nodes (being built).
+# SMTP through HAProxy is reported but not judged here; haproxy.cfg sends a PROXY v2 header, so the nodes run
+# with RELAY_PROXY_PROTOCOL=true (SubmissionTests checks that path with swaks' PROXY v1/v2 support).
 # Run as root (HAProxy binds 25/465/587, then drops to the haproxy user as haproxy.cfg says).
 # Needs: PostgreSQL's initdb/pg_ctl (Debian: postgresql), haproxy, curl, python3. Ports: 8080, 587, 465, 25,
 # 8404, 18081-18083, 15871-15873, 14651-14653, 10251-10253, 55499.

@@ -41,13 +41,17 @@ public final class SMTPSubmissionServer: Service, Sendable {
     private let logger: Logger
     private let onBound: @Sendable (Int) -> Void
     private let sessions = SessionRegistry()
+    private let proxyProtocol: Bool
 
-    /// Creates a listener on host:port (port 0 picks one; `onBound` is told the port once listening).
+    /// Creates a listener on host:port (port 0 picks one; `onBound` is told the port once listening). With
+    /// `proxyProtocol` every connection must start with a PROXY v1/v2 header (`RELAY_PROXY_PROTOCOL`), whose
+    /// client address the session uses for AUTH lockouts and the Received header.
     /// `configuration.offersSTARTTLS` is set from `security`: true for ``Security/startTLS`` only.
     public init(host: String, port: Int, security: Security, configuration: SMTPServerConfiguration, tls: TLSMaterial,
                 backend: any SubmissionBackend, maximumSessions: Int = 1000, commandTimeout: Duration = .seconds(300),
-                shutdownGracePeriod: Duration = .seconds(60),
+                shutdownGracePeriod: Duration = .seconds(60), proxyProtocol: Bool = false,
                 eventLoopGroup: any EventLoopGroup, logger: Logger, onBound: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.proxyProtocol = proxyProtocol
         self.host = host
         self.port = port
         self.security = security
@@ -134,6 +138,7 @@ public final class SMTPSubmissionServer: Service, Sendable {
         let timeout = TimeAmount.nanoseconds(Int64(commandTimeout.components.seconds) * 1_000_000_000
             + commandTimeout.components.attoseconds / 1_000_000_000)
         let logger = self.logger
+        let proxyProtocol = self.proxyProtocol
         return ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -141,28 +146,37 @@ public final class SMTPSubmissionServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
-                    if security == .implicitTLS {
-                        try pipeline.addHandler(NIOSSLServerHandler(context: tls.serverContext))
+                    let peerAddress = channel.remoteAddress?.ipAddress ?? "unknown"
+                    /// The session's handlers for a client at `remoteAddress` (the peer, or the PROXY header's source).
+                    let install = { (pipeline: ChannelPipeline.SynchronousOperations, remoteAddress: String) throws in
+                        if security == .implicitTLS {
+                            try pipeline.addHandler(NIOSSLServerHandler(context: tls.serverContext))
+                        }
+                        switch sessions.admit(channel, maximum: maximumSessions) {
+                        case .admitted:
+                            channel.closeFuture.whenComplete { _ in sessions.remove(channel) }
+                            try pipeline.addHandler(SMTPServerChannelHandler(
+                                configuration: configuration, implicitTLS: security == .implicitTLS, remoteAddress: remoteAddress,
+                                backend: backend, tls: tls, commandTimeout: timeout, logger: logger
+                            ))
+                        case .full:
+                            logger.notice("SMTP connection refused: too many sessions", metadata: [
+                                "smtp.remote": "\(remoteAddress)", "smtp.maximum_sessions": "\(maximumSessions)",
+                            ])
+                            try pipeline.addHandler(SMTPRejectingHandler(reply: SMTPReply(
+                                code: 421, enhancedCode: EnhancedStatusCode("4.7.0"), text: "Too many connections, try later"
+                            )))
+                        case .shuttingDown:
+                            try pipeline.addHandler(SMTPRejectingHandler(reply: SMTPReply(
+                                code: 421, enhancedCode: EnhancedStatusCode("4.3.2"), text: "Service shutting down, try later"
+                            )))
+                        }
                     }
-                    let remoteAddress = channel.remoteAddress?.ipAddress ?? "unknown"
-                    switch sessions.admit(channel, maximum: maximumSessions) {
-                    case .admitted:
-                        channel.closeFuture.whenComplete { _ in sessions.remove(channel) }
-                        try pipeline.addHandler(SMTPServerChannelHandler(
-                            configuration: configuration, implicitTLS: security == .implicitTLS, remoteAddress: remoteAddress,
-                            backend: backend, tls: tls, commandTimeout: timeout, logger: logger
-                        ))
-                    case .full:
-                        logger.notice("SMTP connection refused: too many sessions", metadata: [
-                            "smtp.remote": "\(remoteAddress)", "smtp.maximum_sessions": "\(maximumSessions)",
-                        ])
-                        try pipeline.addHandler(SMTPRejectingHandler(reply: SMTPReply(
-                            code: 421, enhancedCode: EnhancedStatusCode("4.7.0"), text: "Too many connections, try later"
-                        )))
-                    case .shuttingDown:
-                        try pipeline.addHandler(SMTPRejectingHandler(reply: SMTPReply(
-                            code: 421, enhancedCode: EnhancedStatusCode("4.3.2"), text: "Service shutting down, try later"
-                        )))
+                    if proxyProtocol {
+                        try pipeline.addHandler(ProxyProtocolHandler(peerAddress: peerAddress, timeout: .seconds(10), logger: logger,
+                                                                     install: install))
+                    } else {
+                        try install(pipeline, peerAddress)
                     }
                 }
             }
