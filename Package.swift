@@ -153,6 +153,7 @@ let package = Package(
                 .embedInCode("0008_domain_dkim.sql"),
                 .embedInCode("0009_templates.sql"),
                 .embedInCode("0010_scheduling.sql"),
+                .embedInCode("0011_nodes.sql"),
             ],
             swiftSettings: swiftSettings
         ),

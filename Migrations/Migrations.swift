@@ -33,4 +33,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._009_templates_sql, as: UTF8.self)),
     Migration(version: 10, name: "0010_scheduling.sql",
               sql: String(decoding: PackageResources._010_scheduling_sql, as: UTF8.self)),
+    Migration(version: 11, name: "0011_nodes.sql",
+              sql: String(decoding: PackageResources._011_nodes_sql, as: UTF8.self)),
 ]

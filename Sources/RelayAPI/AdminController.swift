@@ -26,7 +26,34 @@ struct AdminController {
         }
     }
 
+    struct NodeJSON: Encodable {
+        var id: String
+        var hostname: String
+        var roles: [String]
+        var version: String
+        var startedAt: Date
+        var heartbeatAt: Date
+        var draining: Bool
+        enum CodingKeys: String, CodingKey {
+            case id, hostname, roles, version, startedAt = "started_at", heartbeatAt = "heartbeat_at", draining
+        }
+    }
+
+    struct NodeList: Encodable {
+        var data: [NodeJSON]
+    }
+
+    /// A node is listed while its heartbeat (every 5 s) is younger than this.
+    static let nodeLiveWindow: Duration = .seconds(20)
+
     func register(on group: RouterGroup<RelayRequestContext>) {
+        group.get("nodes") { _, _ in
+            let nodes = try await database.liveNodes(within: Self.nodeLiveWindow)
+            return try JSONResponse.make(.ok, NodeList(data: nodes.map {
+                NodeJSON(id: $0.id.apiString, hostname: $0.hostname, roles: $0.roles, version: $0.version,
+                         startedAt: $0.startedAt, heartbeatAt: $0.heartbeatAt, draining: $0.draining)
+            }))
+        }
         group.post("tenants") { request, context in
             let body = try await request.body.collect(upTo: 64 * 1024)
             let reader = try JSONObjectReader(JSONValue.parse(body.readableBytesView))

@@ -121,6 +121,10 @@ public func buildApplication(
         services.append(GatedService(gate: schemaReady, service: WebhookDispatcher(
             database: database, configuration: webhooks, logger: logger, metrics: metrics)))
     }
+    // Last, so that a shutdown marks the node draining first (services are told in reverse order).
+    services.append(GatedService(gate: schemaReady, service: NodeRegistryService(
+        database: database, nodeID: workerConfiguration.nodeID, hostname: configuration.hostname,
+        roles: configuration.roles.map(\.rawValue).sorted(), version: RelayVersion.current, logger: logger)))
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.httpHost, port: configuration.httpPort), serverName: "relay"),

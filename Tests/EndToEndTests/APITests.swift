@@ -345,3 +345,29 @@ import Testing
         #expect(throws: ConfigurationError.self) { try RelayConfiguration(values: ["RELAY_LOG_FORMAT": "xml"]) }
     }
 }
+
+/// The node registry behind `GET /admin/nodes`: every node on the database is listed with its roles, and a node
+/// shutting down is marked draining.
+@Suite struct NodeRegistryTests {
+    static func nodes(_ relay: RelayHarness) async throws -> [[String: Any]] {
+        let result = try await relay.send(.GET, "/admin/nodes", bearer: relay.adminToken)
+        #expect(result.status == 200, "\(result.text)")
+        return result.json["data"] as? [[String: Any]] ?? []
+    }
+
+    @Test func nodesRegisterAndAreMarkedDrainingOnShutdown() async throws {
+        let first = try await RelayHarness.start()
+        defer { Task { try? await first.stop() } }
+        try await waitUntil("the first node registers") { try await Self.nodes(first).count == 1 }
+        let second = try await RelayHarness.start(databaseURL: first.databaseURL) { $0.roles = [.api, .worker] }
+        try await waitUntil("both nodes are listed") { try await Self.nodes(first).count == 2 }
+        let listed = try await Self.nodes(first)
+        #expect(listed.contains { ($0["roles"] as? [String]) == ["api", "worker"] && $0["draining"] as? Bool == false })
+        #expect(listed.allSatisfy { $0["version"] as? String == RelayVersion.current && $0["hostname"] as? String == "relay.test" })
+        try await second.stop()
+        let afterStop = try await Self.nodes(first)
+        #expect(afterStop.contains { ($0["roles"] as? [String]) == ["api", "worker"] && $0["draining"] as? Bool == true },
+                "a stopped node stays listed as draining until its heartbeat ages out: \(afterStop)")
+        #expect(try await RelayHarness.send(port: first.port, .GET, "/admin/nodes", bearer: "wrong").status == 401)
+    }
+}
