@@ -154,6 +154,7 @@ let package = Package(
                 .embedInCode("0009_templates.sql"),
                 .embedInCode("0010_scheduling.sql"),
                 .embedInCode("0011_nodes.sql"),
+                .embedInCode("0012_tenant_rate_limits.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -35,4 +35,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._010_scheduling_sql, as: UTF8.self)),
     Migration(version: 11, name: "0011_nodes.sql",
               sql: String(decoding: PackageResources._011_nodes_sql, as: UTF8.self)),
+    Migration(version: 12, name: "0012_tenant_rate_limits.sql",
+              sql: String(decoding: PackageResources._012_tenant_rate_limits_sql, as: UTF8.self)),
 ]

@@ -33,6 +33,8 @@ public struct APIDependencies: Sendable {
     public var domains: DomainManager
     /// `RELAY_REQUIRE_VERIFIED_DOMAINS`: refuse mail from domains whose DKIM record has not verified.
     public var requireVerifiedDomains = true
+    /// `RELAY_TENANT_RATE_LIMIT`: messages each tenant may send per minute, cluster-wide (nil: no limit).
+    public var tenantRateLimit: Int?
     /// `RELAY_PUBLIC_URL`: the base of Relay-hosted unsubscribe links.
     public var publicURL: String
 

@@ -73,6 +73,7 @@ extension MessagesController {
             }
         }
 
+        try await reserveSends(tenantID: tenant, count: messages.count)
         let multiStatus = HTTPResponse.Status(code: 207, reasonPhrase: "Multi-Status")
         let responseBody = try JSONResponse.encoder.encode(results)
         let result = try await database.enqueueBatch(

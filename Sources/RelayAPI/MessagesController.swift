@@ -53,6 +53,7 @@ struct MessagesController {
         let tenant = try context.requireTenant()
         let (json, idempotencyKey) = try await readSendBody(request)
         let prepared = try await prepare(json, tenantID: tenant, templates: TemplateLookup(database: database, tenantID: tenant))
+        try await reserveSends(tenantID: tenant, count: 1)
         let responseBody = try JSONResponse.encoder.encode(prepared.accepted)
         let result = try await database.enqueue(
             prepared.message, idempotency: idempotency(idempotencyKey, json: json, status: .accepted, body: responseBody))
@@ -129,6 +130,18 @@ struct MessagesController {
         message.hostedUnsubscribe = send.unsubscribe == .hosted
         message.notBefore = send.sendAt
         return PreparedMessage(message: message, accepted: accepted)
+    }
+
+    /// Counts the sends against the tenant's cluster-wide budget (`RELAY_TENANT_RATE_LIMIT` per minute);
+    /// over it, `429 rate_limited` with `Retry-After` and nothing stored.
+    func reserveSends(tenantID: UUID, count: Int) async throws {
+        guard let limit = dependencies.tenantRateLimit, count > 0 else { return }
+        if case .refused(let seconds) = try await database.reserveSends(tenantID: tenantID, count: count, limit: limit) {
+            var error = APIError(.tooManyRequests, code: "rate_limited",
+                                 message: "this account may send \(limit) messages per minute (RELAY_TENANT_RATE_LIMIT); retry after \(seconds) s")
+            error.headers[.retryAfter] = "\(seconds)"
+            throw error
+        }
     }
 
     /// The idempotency record of a send: the key, the hash of the canonical JSON body, the response to replay.

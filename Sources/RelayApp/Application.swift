@@ -80,6 +80,7 @@ public func buildApplication(
         }, reputation: configuration.reputation)
     apiDependencies.webhookTargetCheck = WebhookTargetCheck(allowPrivate: configuration.webhookAllowPrivate)
     apiDependencies.requireVerifiedDomains = configuration.requiresVerifiedDomains
+    apiDependencies.tenantRateLimit = configuration.tenantRateLimit
     let router = buildRouter(apiDependencies, serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema
@@ -148,6 +149,7 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
                                                    messageLifetime: configuration.retryPolicy.maximumLifetime)
     settings.authFailureLimit = configuration.smtpAuthFailures
     settings.requireVerifiedDomains = configuration.requiresVerifiedDomains
+    settings.tenantRateLimit = configuration.tenantRateLimit
     let backend = RelaySubmissionBackend(database: database, settings: settings, logger: logger, onEnqueued: onEnqueued)
     var services: [any Service] = []
     for (address, security) in listeners {

@@ -124,6 +124,11 @@ public struct RelayConfiguration: Sendable {
     /// PROXY v1/v2 header from the load balancer (HAProxy `send-proxy-v2`); its client address is the session's.
     public var proxyProtocol = false
 
+    /// `RELAY_TENANT_RATE_LIMIT` (default unset: no limit): messages each tenant may send per minute across the
+    /// whole cluster (counted in PostgreSQL); over it the API answers 429 `rate_limited` and submission
+    /// 451 4.7.1, both saying when to retry.
+    public var tenantRateLimit: Int?
+
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -165,7 +170,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_SOFT_BOUNCE_SUPPRESSION", "RELAY_REPUTATION_GUARD", "RELAY_REPUTATION_WINDOW", "RELAY_REPUTATION_MIN_SENDS",
         "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
         "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
-        "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL",
+        "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL", "RELAY_TENANT_RATE_LIMIT",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -317,6 +322,7 @@ public struct RelayConfiguration: Sendable {
         }
         requireVerifiedDomains = try boolean("RELAY_REQUIRE_VERIFIED_DOMAINS")
         if let proxy = try boolean("RELAY_PROXY_PROTOCOL") { proxyProtocol = proxy }
+        tenantRateLimit = try integer("RELAY_TENANT_RATE_LIMIT", minimum: 1)
         if let include = value("RELAY_SPF_INCLUDE") {
             guard include.contains("."), include.allSatisfy({ $0.isLetter || $0.isNumber || "-._".contains($0) }) else {
                 throw ConfigurationError("RELAY_SPF_INCLUDE=\(include) is not a domain name")

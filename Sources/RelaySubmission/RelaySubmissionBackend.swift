@@ -24,6 +24,8 @@ public struct RelaySubmissionBackend: SubmissionBackend {
         public var messageLifetime: Duration
         /// `RELAY_REQUIRE_VERIFIED_DOMAINS`: only senders whose domain's DKIM record verified may submit.
         public var requireVerifiedDomains = false
+        /// `RELAY_TENANT_RATE_LIMIT`: messages per tenant per minute, cluster-wide (nil: no limit); over it 451 4.7.1.
+        public var tenantRateLimit: Int?
 
         /// Creates settings.
         public init(hostname: String, messageLifetime: Duration) {
@@ -97,6 +99,10 @@ public struct RelaySubmissionBackend: SubmissionBackend {
             switch try await prepare(submission, tenant: tenant) {
             case .rejected(let reply): return reply
             case .ready(let value): prepared = value
+            }
+            if let limit = settings.tenantRateLimit,
+               case .refused(let seconds) = try await database.reserveSends(tenantID: tenant, count: 1, limit: limit) {
+                return Self.reply(451, "4.7.1", "Rate limit of \(limit) messages per minute reached, try again in \(seconds) seconds")
             }
             switch try await database.enqueue(prepared.message, idempotency: prepared.idempotency) {
             case .stored:

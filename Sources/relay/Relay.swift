@@ -105,6 +105,8 @@ struct ConfigurationOptions: ParsableArguments {
     var publicURL: String?
     @Option(name: .customLong("proxy-protocol"), help: "RELAY_PROXY_PROTOCOL (default false): SMTP connections start with a PROXY v1/v2 header")
     var proxyProtocol: String?
+    @Option(name: .customLong("tenant-rate-limit"), help: "RELAY_TENANT_RATE_LIMIT (default no limit): messages per tenant per minute, cluster-wide")
+    var tenantRateLimit: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -130,6 +132,7 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
             ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
+            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {
