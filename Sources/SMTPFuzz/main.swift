@@ -9,6 +9,9 @@
 // - data decoder: the end of data is exactly the first <CRLF>.<CRLF> (the DATA line's CRLF counting as the
 //   first CRLF), whatever the chunking; a message that is not rejected holds no bare CR, bare LF or NUL, no
 //   over-long line and nothing over the size limit; output is never longer than input; decode(encode(m)) == m;
+// - proxy: a PROXY v1/v2 header parse never traps; a header is self-delimiting (its own bytes parse to the same
+//   result), fits in the input, and names an address made of address characters only; a prefix found invalid
+//   stays invalid however the input goes on;
 // - session: random events never trap; replies are well-formed (no CR/LF inside a line, code 200...599);
 //   nothing happens after close; commits only follow a 354, carry the authenticated principal and clean data.
 //
@@ -167,6 +170,42 @@ struct Failure: Error {
     var target: String
     var message: String
     var input: [UInt8]
+}
+
+let proxyCorpus: [[UInt8]] = [
+    Array("PROXY TCP4 203.0.113.7 192.0.2.1 56324 587\r\n".utf8), Array("PROXY TCP6 2001:db8::7 2001:db8::1 1 25\r\n".utf8),
+    Array("PROXY UNKNOWN\r\n".utf8),
+    [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0x00, 0x0C,
+     203, 0, 113, 7, 192, 0, 2, 1, 0xDC, 0x04, 0x02, 0x4B],
+    [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x20, 0x00, 0x00, 0x00],
+]
+
+/// ProxyProtocolHeader.parse: self-delimiting headers, bounded lengths, sane addresses, invalid stays invalid.
+func fuzzProxy(_ random: inout FuzzRandom) throws(Failure) {
+    var input = mutate(random.pick(proxyCorpus), &random, corpus: proxyCorpus)
+    if random.chance(30) { input += Array("EHLO client.test\r\n".utf8) }
+    let result = ProxyProtocolHeader.parse(input)
+    switch result {
+    case .header(let source, let length):
+        guard length >= 1, length <= input.count else {
+            throw Failure(target: "proxy", message: "header length \(length) outside the input", input: input)
+        }
+        guard ProxyProtocolHeader.parse(input[0..<length]) == result else {
+            throw Failure(target: "proxy", message: "the header's own bytes parse differently", input: input)
+        }
+        if let source, source.isEmpty || !source.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
+            throw Failure(target: "proxy", message: "source \(source.debugDescription) is not an address", input: input)
+        }
+    case .invalid:
+        let more = input + randomBytes(&random, count: random.below(40))
+        guard case .invalid = ProxyProtocolHeader.parse(more) else {
+            throw Failure(target: "proxy", message: "an invalid start became valid", input: more)
+        }
+    case .incomplete:
+        guard input.count < 16 + 65_535 else {
+            throw Failure(target: "proxy", message: "incomplete after \(input.count) bytes", input: input)
+        }
+    }
 }
 
 /// SMTPCommand.parse: a parsed command re-encodes to a single line that parses back to the same command.
@@ -499,14 +538,17 @@ while let argument = arguments.popFirst() {
 
 print("fuzz: seed \(seed), \(seconds) s")
 var random = FuzzRandom(state: seed)
-var counts: [String: Int] = ["parse": 0, "decoder": 0, "session": 0]
+var counts: [String: Int] = ["parse": 0, "decoder": 0, "session": 0, "proxy": 0]
 var inputs = 0
 let clock = ContinuousClock()
 let deadline = clock.now.advanced(by: .milliseconds(Int64(seconds * 1000)))
 do {
     repeat {
         for _ in 0..<64 {
-            switch random.below(10) {
+            switch random.below(11) {
+            case 10:
+                try fuzzProxy(&random)
+                counts["proxy", default: 0] += 1
             case 0...3:
                 try fuzzParse(&random)
                 counts["parse", default: 0] += 1
@@ -528,5 +570,5 @@ do {
     print("fuzz: \(inputs) inputs, 1 failures")
     exit(1)
 }
-print("fuzz: parse \(counts["parse"]!), decoder \(counts["decoder"]!), session \(counts["session"]!) (\(sessionCommits) commits, \(sessionDataRejections) DATA rejections)")
+print("fuzz: parse \(counts["parse"]!), decoder \(counts["decoder"]!), session \(counts["session"]!), proxy \(counts["proxy"]!) (\(sessionCommits) commits, \(sessionDataRejections) DATA rejections)")
 print("fuzz: \(inputs) inputs, 0 failures")
