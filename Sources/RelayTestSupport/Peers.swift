@@ -173,8 +173,7 @@ public final class RecordingSMTPSink: Sendable {
 
     /// Messages received so far.
     public func received() throws -> [Received] {
-        let text = try String(contentsOfFile: recordPath, encoding: .utf8)
-        return try text.split(separator: "\n").map { line in
+        return try completeLines(ofFile: recordPath).map { line in
             guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let data = Data(base64Encoded: object["data_b64"] as? String ?? "") else {
                 throw TestSupportError("unreadable sink record: \(line)")
@@ -189,6 +188,14 @@ public final class RecordingSMTPSink: Sendable {
     public func stop() async {
         await child.stop()
     }
+}
+
+/// The complete lines of a JSON-lines record that a peer may be appending to right now: a last line without its
+/// newline is still being written and is left for the next read.
+public func completeLines(ofFile path: String) throws -> [Substring] {
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    let end = text.hasSuffix("\n") ? text.endIndex : (text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)
+    return text[..<end].split(separator: "\n")
 }
 
 /// Waits until a Python peer listens on host:port; if it exits first (or never listens), stops it and throws

@@ -55,7 +55,7 @@ final class WebhookReceiver: Sendable {
     }
 
     func received() throws -> [Received] {
-        try String(contentsOfFile: recordPath, encoding: .utf8).split(separator: "\n").map { line in
+        try completeLines(ofFile: recordPath).map { line in
             guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw TestSupportError("unreadable receiver record: \(line)")
             }
