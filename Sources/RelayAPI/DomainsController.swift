@@ -85,7 +85,7 @@ struct DomainsController {
             let reader = try JSONObjectReader(JSONValue.parse(body.readableBytesView))
             try reader.rejectUnknown(["name"])
             guard let raw = try reader.string("name", required: true) else { throw APIError.invalid("name", "name is required") }
-            let name = raw.lowercased().hasSuffix(".") ? String(raw.lowercased().dropLast()) : raw.lowercased()
+            let name = Self.normalized(raw)
             guard Self.isValidDomain(name) else {
                 throw APIError.invalid("name", "\"\(raw)\" is not a valid domain name")
             }
@@ -125,9 +125,15 @@ struct DomainsController {
 
     static func name(_ context: RelayRequestContext) throws -> String {
         guard let raw = context.parameters.get("name") else { throw notFound }
-        let name = raw.lowercased().hasSuffix(".") ? String(raw.lowercased().dropLast()) : raw.lowercased()
+        let name = normalized(raw)
         guard isValidDomain(name) else { throw notFound }
         return name
+    }
+
+    /// Lower case without a trailing dot, as domains are stored.
+    static func normalized(_ raw: String) -> String {
+        let lowered = raw.lowercased()
+        return lowered.hasSuffix(".") ? String(lowered.dropLast()) : lowered
     }
 
     /// A fully qualified host name: 2+ LDH labels of 1–63 octets, no leading/trailing hyphen, ≤ 253 octets.

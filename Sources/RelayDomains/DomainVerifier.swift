@@ -65,8 +65,9 @@ public enum DomainVerifier {
             (record: record, status: results[index]?.0 ?? .error, found: results[index]?.1)
         }
         var checks: [String: [String: String]] = [:]
+        let checkedAt = ISO8601DateFormatter().string(from: Date())
         for (record, status, found) in statuses where record.purpose != "dkim" {
-            var entry = ["status": status.rawValue, "checked_at": ISO8601DateFormatter().string(from: Date())]
+            var entry = ["status": status.rawValue, "checked_at": checkedAt]
             if let found { entry["found"] = found }
             checks[record.purpose] = entry
         }

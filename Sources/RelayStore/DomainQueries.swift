@@ -202,11 +202,6 @@ extension RelayDatabase {
         }
     }
 
-    /// Whether the tenant may send from this (lowercased) domain.
-    public func hasDomain(tenantID: UUID, name: String) async throws -> Bool {
-        try await domainStanding(tenantID: tenantID, name: name).registered
-    }
-
     /// Whether the domain is the tenant's, and whether its DKIM record is verified.
     public func domainStanding(tenantID: UUID, name: String) async throws -> (registered: Bool, verified: Bool) {
         try await withDeadline { [self] in
