@@ -37,4 +37,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._011_nodes_sql, as: UTF8.self)),
     Migration(version: 12, name: "0012_tenant_rate_limits.sql",
               sql: String(decoding: PackageResources._012_tenant_rate_limits_sql, as: UTF8.self)),
+    Migration(version: 13, name: "0013_mx_connection_limits.sql",
+              sql: String(decoding: PackageResources._013_mx_connection_limits_sql, as: UTF8.self)),
 ]

@@ -19,6 +19,8 @@ public struct APIDependencies: Sendable {
     public var adminToken: String?
     /// Whether the schema is migrated; until then `/v1` and `/admin` answer 503 `not_ready`.
     public var isReady: @Sendable () -> Bool
+    /// True while the node drains (graceful shutdown started): `/readyz` answers 503 `draining`.
+    public var isDraining: @Sendable () -> Bool = { false }
     /// Called after a message is committed (wakes this node's worker without waiting for NOTIFY).
     public var onEnqueued: @Sendable () -> Void
     /// The application's metrics, served at `GET /metrics`.
@@ -35,6 +37,8 @@ public struct APIDependencies: Sendable {
     public var requireVerifiedDomains = true
     /// `RELAY_TENANT_RATE_LIMIT`: messages each tenant may send per minute, cluster-wide (nil: no limit).
     public var tenantRateLimit: Int?
+    /// `RELAY_MX_MAX_CONNECTIONS`: the connection limit of an MX host that is not throttled (for `/admin/mx-hosts`).
+    public var mxMaxConnections: Int = 10
     /// `RELAY_PUBLIC_URL`: the base of Relay-hosted unsubscribe links.
     public var publicURL: String
 

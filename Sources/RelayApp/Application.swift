@@ -29,7 +29,8 @@ public func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
     onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in },
-    onInboundBound: @escaping @Sendable (Int) -> Void = { _ in }
+    onInboundBound: @escaping @Sendable (Int) -> Void = { _ in },
+    drain: DrainSignal = DrainSignal()
 ) throws -> some ApplicationProtocol {
     let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
     let metrics = RelayMetrics()
@@ -48,6 +49,8 @@ public func buildApplication(
     workerConfiguration.mxPort = configuration.mxPort
     workerConfiguration.retryPolicy = configuration.retryPolicy
     workerConfiguration.leaseTime = configuration.leaseTime
+    workerConfiguration.maxConnectionsPerMX = configuration.mxMaxConnections
+    workerConfiguration.mxThrottleTime = configuration.mxThrottleTime
     workerConfiguration.bounceDomain = configuration.bounceDomain
     workerConfiguration.softBounces = configuration.softBouncePolicy
     workerConfiguration.publicURL = configuration.publicURL ?? "https://\(configuration.hostname)"
@@ -81,6 +84,8 @@ public func buildApplication(
     apiDependencies.webhookTargetCheck = WebhookTargetCheck(allowPrivate: configuration.webhookAllowPrivate)
     apiDependencies.requireVerifiedDomains = configuration.requiresVerifiedDomains
     apiDependencies.tenantRateLimit = configuration.tenantRateLimit
+    apiDependencies.mxMaxConnections = configuration.mxMaxConnections
+    apiDependencies.isDraining = { drain.isDraining }
     let router = buildRouter(apiDependencies, serveAPI: configuration.roles.contains(.api))
 
     // The HTTP server starts at once (so /healthz answers and /readyz says why it is not ready); the schema

@@ -32,6 +32,13 @@ public struct RelayConfiguration: Sendable {
     public var maxMessageBytes: Int = 26_214_400
     /// `RELAY_LEASE_TIME` (default 60s): how long a claim is held before another node may take the work over.
     public var leaseTime: Duration = .seconds(60)
+    /// `RELAY_DRAIN_DELAY` (default 5s; 0 in the managed local mode): after SIGTERM, how long `/readyz` answers
+    /// 503 `draining` before the listeners close, so load balancers take the node out first. nil: the default.
+    public var drainDelay: Duration?
+    /// `RELAY_MX_MAX_CONNECTIONS` (default 10): concurrent connections to one MX host across the whole cluster.
+    public var mxMaxConnections: Int = 10
+    /// `RELAY_MX_THROTTLE_TIME` (default 5m): how long a host that asked Relay to slow down keeps a lower limit.
+    public var mxThrottleTime: Duration = .seconds(300)
     /// `RELAY_SMTP_VERIFY_CERTIFICATES` (default false): verify MX certificates when using STARTTLS.
     public var verifyCertificates = false
     /// `RELAY_SMTP_PLAINTEXT_FALLBACK` (default false): after a failed STARTTLS handshake, retry that MX without TLS.
@@ -171,6 +178,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
         "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
         "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL", "RELAY_TENANT_RATE_LIMIT",
+        "RELAY_MX_MAX_CONNECTIONS", "RELAY_MX_THROTTLE_TIME", "RELAY_DRAIN_DELAY",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -234,6 +242,12 @@ public struct RelayConfiguration: Sendable {
         if let lease = try duration("RELAY_LEASE_TIME") {
             guard lease >= .seconds(1) else { throw ConfigurationError("RELAY_LEASE_TIME must be at least 1s") }
             leaseTime = lease
+        }
+        if let connections = try integer("RELAY_MX_MAX_CONNECTIONS", minimum: 1) { mxMaxConnections = connections }
+        drainDelay = try duration("RELAY_DRAIN_DELAY")
+        if let throttle = try duration("RELAY_MX_THROTTLE_TIME") {
+            guard throttle >= .seconds(1) else { throw ConfigurationError("RELAY_MX_THROTTLE_TIME must be at least 1s") }
+            mxThrottleTime = throttle
         }
         if let verify = try boolean("RELAY_SMTP_VERIFY_CERTIFICATES") { verifyCertificates = verify }
         if let fallback = try boolean("RELAY_SMTP_PLAINTEXT_FALLBACK") { plaintextFallback = fallback }

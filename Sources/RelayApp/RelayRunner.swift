@@ -21,9 +21,13 @@ public enum RelayRunner {
             "http": "\(configuration.httpHost):\(configuration.httpPort)", "hostname": "\(configuration.hostname)",
             "database": "\(managed == nil ? "DATABASE_URL" : "managed in \(managed!.dataDirectory)")"])
         do {
-            let app = try buildApplication(configuration: configuration, database: location, logger: logger)
+            let drain = DrainSignal()
+            let app = try buildApplication(configuration: configuration, database: location, logger: logger, drain: drain)
+            // The announcer comes after the application, so a SIGTERM reaches it first (see DrainAnnouncer).
+            let drainDelay = configuration.drainDelay ?? (managed == nil ? .seconds(5) : .zero)
             let group = ServiceGroup(configuration: .init(
-                services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [app, DrainAnnouncer(signal: drain, delay: drainDelay, logger: logger)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         } catch {
             managed?.stop()

@@ -149,7 +149,7 @@ struct Deliverer: Sendable {
                 transcript.append(TranscriptLine(direction: "info", text: failures[failures.count - 1]))
                 continue
             }
-            for address in addresses {
+            addresses: for address in addresses {
                 let limiter = pool.limiter(for: host)
                 await limiter.acquire()
                 let attempt = await deliver(group, body: body, host: host, address: address, transcript: &transcript)
@@ -161,6 +161,9 @@ struct Deliverer: Sendable {
                 case .unreachable(let reason, let reply):
                     failures.append(reason)
                     if let reply { lastRejection = reply }
+                case .hostBusy(let reason):
+                    failures.append(reason)
+                    break addresses
                 }
             }
         }
@@ -173,6 +176,8 @@ struct Deliverer: Sendable {
         case done(GroupAttemptResult)
         /// Could not start a session here; try the next address or MX host.
         case unreachable(String, DeliveryReply?)
+        /// The host's cluster-wide connection limit stayed reached; try the next MX host.
+        case hostBusy(String)
     }
 
     private func deliver(_ group: DeliveryGroup, body: OutgoingBody, host: String, address: String,
@@ -192,19 +197,38 @@ struct Deliverer: Sendable {
                     direction: "info",
                     text: "reusing the open connection to \(host) [\(address)] (\(connection.tlsVersion ?? "no TLS"), message \(uses + 1) on it)"))
             } else {
+                var slot: ClusterConnectionLimiter.Slot?
+                if let clusterLimiter = pool.clusterLimiter {
+                    switch await clusterLimiter.acquire(host: host) {
+                    case .success(let taken):
+                        slot = taken
+                    case .failure(.busy(let limit, let waited)):
+                        let reason = "\(host): all \(limit) connections allowed to it across the cluster stayed in use for \(DurationParsing.format(.milliseconds(waited.milliseconds)))"
+                        transcript.append(TranscriptLine(direction: "info", text: reason))
+                        return .hostBusy(reason)
+                    case .failure(.unavailable(let error)):
+                        let reason = "\(host): could not take a connection slot (database unavailable: \(error))"
+                        transcript.append(TranscriptLine(direction: "info", text: reason))
+                        return .hostBusy(reason)
+                    }
+                }
                 transcript.append(TranscriptLine(direction: "info", text: "connecting to \(host) [\(address)]:\(configuration.mxPort)"))
                 do {
                     let socketAddress = try SocketAddress(ipAddress: address, port: configuration.mxPort)
                     connection = try await SMTPConnection.connect(
                         to: socketAddress, serverName: host, configuration: configuration.smtp,
                         eventLoopGroup: eventLoopGroup, logger: logger)
-                    pool.opened()
+                    pool.opened(connection, slot: slot)
                     transcript += connection.takeTranscript().map(TranscriptLine.init)
                 } catch let error as SMTPClientError {
+                    if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
                     transcript += error.transcript.map(TranscriptLine.init)
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
-                    return .unreachable("\(host) [\(address)]: \(error)", error.reply.map(DeliveryReply.init))
+                    let reply = error.reply.map(DeliveryReply.init)
+                    await noteThrottle(host: host, replies: [reply], transcript: &transcript)
+                    return .unreachable("\(host) [\(address)]: \(error)", reply)
                 } catch {
+                    if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     return .unreachable("\(host) [\(address)]: \(error)", nil)
                 }
@@ -224,9 +248,12 @@ struct Deliverer: Sendable {
                     // A transaction left open (no recipient accepted) was already reset by the connection.
                     outcomes += Self.outcomes(for: chunk, result: result)
                     transcript += connection.takeTranscript().map(TranscriptLine.init)
+                    let replies = [result.mailFrom] + result.recipients.compactMap { $0 } + [result.data].compactMap { $0 }
+                    await noteThrottle(host: host, replies: replies.map(DeliveryReply.init), transcript: &transcript)
                 } catch let error as SMTPClientError {
                     await pool.close(connection)
                     transcript += connection.takeTranscript().map(TranscriptLine.init)
+                    await noteThrottle(host: host, replies: [error.reply.map(DeliveryReply.init)], transcript: &transcript)
                     if reused && outcomes.isEmpty && error.phase == .mailFrom {
                         logger.debug("cached connection failed, reconnecting", metadata: ["mx": "\(host)"])
                         failed = true
@@ -251,6 +278,17 @@ struct Deliverer: Sendable {
             if failed { continue }
             await pool.giveBack(key, connection, uses: uses)
             return .done(session(outcomes))
+        }
+    }
+
+    /// Lowers the host's cluster-wide connection limit when one of the replies asks Relay to slow down.
+    private func noteThrottle(host: String, replies: [DeliveryReply?], transcript: inout [TranscriptLine]) async {
+        guard let clusterLimiter = pool.clusterLimiter,
+              let reply = replies.compactMap({ $0 }).first(where: ClusterConnectionLimiter.isThrottle) else { return }
+        if let limit = await clusterLimiter.throttle(host: host, reply: reply) {
+            transcript.append(TranscriptLine(
+                direction: "info",
+                text: "\(host) asked to slow down: at most \(limit) connection\(limit == 1 ? "" : "s") to it across the cluster for \(DurationParsing.format(clusterLimiter.throttleTime))"))
         }
     }
 

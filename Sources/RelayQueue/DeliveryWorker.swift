@@ -60,9 +60,13 @@ public final class DeliveryWorker: Service, Sendable {
         self.configuration = configuration
         self.logger = logger
         self.slots = AsyncSemaphore(permits: configuration.concurrency)
+        let clusterLimiter = ClusterConnectionLimiter(
+            database: database, nodeID: configuration.nodeID, limit: configuration.maxConnectionsPerMX,
+            lease: Self.slotLease(configuration), throttleTime: configuration.mxThrottleTime,
+            maximumWait: configuration.mxSlotWait, logger: logger)
         self.pool = MXConnectionPool(maxPerHost: configuration.maxConnectionsPerMX,
                                      idleTimeout: configuration.connectionIdleTimeout,
-                                     maxUses: configuration.maxMessagesPerConnection)
+                                     maxUses: configuration.maxMessagesPerConnection, clusterLimiter: clusterLimiter)
         self.deliverer = Deliverer(resolver: resolver, pool: pool, configuration: configuration,
                                    eventLoopGroup: eventLoopGroup, logger: logger)
     }
@@ -94,6 +98,7 @@ public final class DeliveryWorker: Service, Sendable {
         await withTaskGroup(of: Bool.self) { background in
             background.addTask { await self.listenForNotifications(); return false }
             background.addTask { await self.renewLeasesPeriodically(); return false }
+            background.addTask { await self.renewConnectionSlotsPeriodically(); return false }
             background.addTask { await writer.run(); return true }
             await withDiscardingTaskGroup { deliveries in
                 await withGracefulShutdownHandler {
@@ -347,6 +352,26 @@ public final class DeliveryWorker: Service, Sendable {
                 if Task.isCancelled { return }
                 logger.debug("LISTEN connection lost; polling until it is back", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
+    /// The lease of a cluster-wide MX connection slot: at most 15 s (and at most `RELAY_LEASE_TIME`), so that the
+    /// connections of a node that was killed stop counting against their hosts' limits soon.
+    static func slotLease(_ configuration: WorkerConfiguration) -> Duration {
+        min(configuration.leaseTime, .seconds(15))
+    }
+
+    private func renewConnectionSlotsPeriodically() async {
+        guard let clusterLimiter = pool.clusterLimiter else { return }
+        let interval = Self.slotLease(configuration) / 3
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            if Task.isCancelled { return }
+            do {
+                try await clusterLimiter.renew()
+            } catch {
+                logger.warning("renewing MX connection slots failed", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
     }

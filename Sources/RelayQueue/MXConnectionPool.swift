@@ -9,7 +9,8 @@ import Synchronization
 /// A delivery checks out a connection for one (host, address); an idle one is reused (RSET is not needed:
 /// a transaction that ended with the end-of-data reply leaves the session ready, RFC 5321 §4.1.4, and the
 /// worker sends RSET itself after an aborted one). Idle connections close after `idleTimeout`, and each
-/// connection closes after `maxMessagesPerConnection` transactions.
+/// connection closes after `maxMessagesPerConnection` transactions. Each open connection holds a cluster-wide
+/// slot of its host (see `ClusterConnectionLimiter`), given back when the connection closes.
 final class MXConnectionPool: Sendable {
     struct Key: Hashable, Sendable {
         var host: String
@@ -25,6 +26,7 @@ final class MXConnectionPool: Sendable {
     private struct State {
         var idle: [Key: [Idle]] = [:]
         var hostLimits: [String: AsyncSemaphore] = [:]
+        var clusterSlots: [ObjectIdentifier: ClusterConnectionLimiter.Slot] = [:]
         var closed = false
     }
 
@@ -34,8 +36,11 @@ final class MXConnectionPool: Sendable {
     private let maxPerHost: Int
     private let idleTimeout: Duration
     private let maxUses: Int
+    /// The cluster-wide connection bound (nil: only this node's per-host bound, unit tests).
+    let clusterLimiter: ClusterConnectionLimiter?
 
-    init(maxPerHost: Int, idleTimeout: Duration, maxUses: Int) {
+    init(maxPerHost: Int, idleTimeout: Duration, maxUses: Int, clusterLimiter: ClusterConnectionLimiter? = nil) {
+        self.clusterLimiter = clusterLimiter
         self.maxPerHost = maxPerHost
         self.idleTimeout = idleTimeout
         self.maxUses = maxUses
@@ -44,15 +49,18 @@ final class MXConnectionPool: Sendable {
     /// How many outbound connections are open.
     var openCount: Int { openConnections.load(ordering: .relaxed) }
 
-    /// Records a newly opened connection (every one is closed through `close(_:)`).
-    func opened() {
+    /// Records a newly opened connection and the cluster slot it holds (every one is closed through `close(_:)`).
+    func opened(_ connection: SMTPConnection, slot: ClusterConnectionLimiter.Slot?) {
         openConnections.add(1, ordering: .relaxed)
+        if let slot { state.withLock { $0.clusterSlots[ObjectIdentifier(connection)] = slot } }
     }
 
-    /// Closes a connection (QUIT when idle) and forgets it.
+    /// Closes a connection (QUIT when idle), forgets it and gives its cluster slot back.
     func close(_ connection: SMTPConnection) async {
         await connection.close()
         openConnections.subtract(1, ordering: .relaxed)
+        let slot = state.withLock { $0.clusterSlots.removeValue(forKey: ObjectIdentifier(connection)) }
+        if let slot, let clusterLimiter { await clusterLimiter.release(slot) }
     }
 
     /// The per-host limiter: a delivery holds one permit of its MX host while it uses a connection to it.

@@ -33,8 +33,15 @@ public struct WorkerConfiguration: Sendable {
     public var retryPolicy: RetryPolicy = RetryPolicy()
     /// SMTP client settings (EHLO name from `RELAY_HOSTNAME`, timeouts, TLS policy).
     public var smtp: SMTPClientConfiguration
-    /// Most simultaneous connections from this node to one MX host (default 10).
+    /// Most simultaneous connections to one MX host across the whole cluster (`RELAY_MX_MAX_CONNECTIONS`,
+    /// default 10); also this node's bound on simultaneous deliveries to one host.
     public var maxConnectionsPerMX: Int = 10
+    /// How long an MX host that answered 421 or a 4.7.x rate/connection complaint keeps its lowered limit
+    /// (`RELAY_MX_THROTTLE_TIME`, default 5m).
+    public var mxThrottleTime: Duration = .seconds(300)
+    /// How long a delivery waits for one of its host's cluster-wide connection slots before it is deferred
+    /// (default 60s).
+    public var mxSlotWait: Duration = .seconds(60)
     /// How long an idle connection is kept for reuse (default 5s).
     public var connectionIdleTimeout: Duration = .seconds(5)
     /// Most messages sent over one connection before it is closed (default 100).

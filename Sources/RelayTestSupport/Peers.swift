@@ -139,6 +139,8 @@ public final class RecordingSMTPSink: Sendable {
         public var peerPort: Int?
         /// When the sink received the end of the data.
         public var receivedAt: Date?
+        /// Client connections open at the end of the data, this one included.
+        public var openConnections: Int?
     }
 
     public let host: String
@@ -147,9 +149,11 @@ public final class RecordingSMTPSink: Sendable {
     private let child: ChildProcess
 
     /// Starts a sink on host:port (port 0 picks a free one) and waits until it accepts connections. With a PEM
-    /// certificate and key it offers STARTTLS.
+    /// certificate and key it offers STARTTLS. With a connection limit it answers connections beyond it with
+    /// `421 4.7.0 Too many concurrent connections` (see `connectionLog()`).
     public static func start(host: String = "127.0.0.1", port: Int = 0, greeting: String? = nil,
-                             slowSeconds: Double? = nil, tls: (certificate: String, key: String)? = nil) async throws -> RecordingSMTPSink {
+                             slowSeconds: Double? = nil, tls: (certificate: String, key: String)? = nil,
+                             connectionLimit: Int? = nil) async throws -> RecordingSMTPSink {
         let port = port == 0 ? try freePort(host: host) : port
         let record = NSTemporaryDirectory() + "relay-sink-\(UUID().uuidString).jsonl"
         FileManager.default.createFile(atPath: record, contents: nil)
@@ -157,6 +161,8 @@ public final class RecordingSMTPSink: Sendable {
         if let greeting { arguments += ["--greeting", greeting] }
         if let slowSeconds { arguments += ["--slow-seconds", "\(slowSeconds)"] }
         if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
+        if let connectionLimit { arguments += ["--connection-limit", "\(connectionLimit)"] }
+        arguments += ["--connection-log", record + ".connections"]
         let child = try ChildProcess(try findExecutable("python3"), arguments, logPath: record + ".log")
         let sink = RecordingSMTPSink(host: host, port: port, recordPath: record, child: child)
         try await waitUntilListening(child, host: host, port: port, name: "the aiosmtpd sink", package: "aiosmtpd",
@@ -180,7 +186,19 @@ public final class RecordingSMTPSink: Sendable {
             }
             return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
                             data: Array(data), peerPort: object["peer_port"] as? Int,
-                            receivedAt: (object["received_at"] as? Double).map(Date.init(timeIntervalSince1970:)))
+                            receivedAt: (object["received_at"] as? Double).map(Date.init(timeIntervalSince1970:)),
+                            openConnections: object["open_connections"] as? Int)
+        }
+    }
+
+    /// Every connection so far in order: whether it was served (`open`) or refused with 421 (`refused`), and
+    /// how many client connections were open at that moment, itself included.
+    public func connectionLog() throws -> [(event: String, open: Int)] {
+        guard FileManager.default.fileExists(atPath: recordPath + ".connections") else { return [] }
+        return try completeLines(ofFile: recordPath + ".connections").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let open = Int(parts[1]) else { return nil }
+            return (String(parts[0]), open)
         }
     }
 

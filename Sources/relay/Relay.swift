@@ -107,6 +107,12 @@ struct ConfigurationOptions: ParsableArguments {
     var proxyProtocol: String?
     @Option(name: .customLong("tenant-rate-limit"), help: "RELAY_TENANT_RATE_LIMIT (default no limit): messages per tenant per minute, cluster-wide")
     var tenantRateLimit: String?
+    @Option(name: .customLong("mx-max-connections"), help: "RELAY_MX_MAX_CONNECTIONS (default 10): concurrent connections to one MX host, cluster-wide")
+    var mxMaxConnections: String?
+    @Option(name: .customLong("mx-throttle-time"), help: "RELAY_MX_THROTTLE_TIME (default 5m): how long an MX host that asked to slow down keeps a lower limit")
+    var mxThrottleTime: String?
+    @Option(name: .customLong("drain-delay"), help: "RELAY_DRAIN_DELAY (default 5s, 0 in managed mode): after SIGTERM, /readyz answers 503 this long before listeners close")
+    var drainDelay: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -132,7 +138,8 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
             ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
-            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit),
+            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit), ("RELAY_MX_MAX_CONNECTIONS", mxMaxConnections),
+            ("RELAY_MX_THROTTLE_TIME", mxThrottleTime), ("RELAY_DRAIN_DELAY", drainDelay),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

@@ -38,6 +38,10 @@ final class RelayHarness: Sendable {
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
 
+    /// How long a start may take: the schema gate opens only after migrations, and when the whole suite starts
+    /// at once dozens of Relays migrate their databases together on two cores (one CI run needed more than 30 s).
+    static let startupTimeout: Duration = .seconds(120)
+
     /// Starts Relay; `configure` adjusts the configuration (MX port, retry times, …).
     static func start(dns: DNSTestServer? = nil, databaseURL: String? = nil, smtp: Bool = false, inbound: Bool = false,
                       _ configure: (inout RelayConfiguration) -> Void = { _ in }) async throws -> RelayHarness {
@@ -68,13 +72,13 @@ final class RelayHarness: Sendable {
         })
         let expected = (smtp ? 2 : 0) + (inbound ? 1 : 0)
         if expected > 0 {
-            try await waitUntil("the SMTP listeners are bound", timeout: .seconds(30)) { smtpPorts.withLock { $0.count } == expected }
+            try await waitUntil("the SMTP listeners are bound", timeout: startupTimeout) { smtpPorts.withLock { $0.count } == expected }
         }
         let (database, databaseTask) = try TestDatabase.connect(url)
 
         // Wait for migrations, then create a tenant (in the store, so it works without an admin token) and
         // register its sender domain through the API.
-        try await waitUntil("Relay is ready", timeout: .seconds(30)) {
+        try await waitUntil("Relay is ready", timeout: startupTimeout) {
             (try? await Self.send(port: port, .GET, "/readyz").status) == 200
         }
         let (tenant, key) = try await database.createTenant(name: "acme")
@@ -101,7 +105,7 @@ final class RelayHarness: Sendable {
         }, onSubmissionBound: onSubmissionBound, onInboundBound: onInboundBound)
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let runTask = Task { try await group.run() }
-        try await waitUntil("the HTTP server listens", timeout: .seconds(20)) { boundPort.withLock { $0 } != nil }
+        try await waitUntil("the HTTP server listens", timeout: startupTimeout) { boundPort.withLock { $0 } != nil }
         return (boundPort.withLock { $0 }!, group, runTask)
     }
 

@@ -166,4 +166,34 @@ import Testing
         #expect(status == 0, "graceful shutdown must not hang on an unreachable database: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
         if status == nil { relay.signal(SIGKILL) }
     }
+
+    /// SIGTERM first turns /readyz to 503 `draining` while the HTTP server still answers (so a load balancer's
+    /// health check takes the node out), and only after RELAY_DRAIN_DELAY do the listeners close.
+    @Test func sigtermTurnsReadinessToDrainingBeforeTheListenersClose() async throws {
+        let databaseURL = try await TestDatabase.create()
+        let port = try freePort()
+        let log = NSTemporaryDirectory() + "relay-drain-\(UUID().uuidString).log"
+        let relay = try await Self.startRelay([
+            "DATABASE_URL": databaseURL, "RELAY_DNS_SERVERS": "127.0.0.1:9", "RELAY_LOG_LEVEL": "notice",
+            "RELAY_DRAIN_DELAY": "3s", "RELAY_SUBMISSION_ADDR": "off", "RELAY_SUBMISSIONS_ADDR": "off",
+            "RELAY_INBOUND_ADDR": "off", "RELAY_REQUIRE_VERIFIED_DOMAINS": "false",
+        ], port: port, log: log)
+        let signalled = ContinuousClock.now
+        relay.signal(SIGTERM)
+        var draining: RelayHarness.HTTPResult?
+        try await waitUntil("/readyz answers 503 draining", timeout: .seconds(3)) {
+            let result = try? await RelayHarness.send(port: port, .GET, "/readyz")
+            if result?.status == 503 { draining = result }
+            return draining != nil
+        }
+        #expect(draining?.errorCode == "draining")
+        // Still serving during the delay: liveness and every other route answer.
+        #expect(try await RelayHarness.send(port: port, .GET, "/healthz").status == 200)
+        #expect(relay.isRunning)
+        let status = await relay.waitForExit(timeout: .seconds(60))
+        #expect(status == 0)
+        #expect(ContinuousClock.now - signalled >= .seconds(3), "the listeners stayed open for the drain delay")
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(output.contains("draining: /readyz answers 503"), "\(output)")
+    }
 }

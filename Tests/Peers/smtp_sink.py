@@ -3,9 +3,10 @@
 
 Every accepted message is appended to --record as one JSON line:
   {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip", "peer_port": 12345,
-   "received_at": 1764400000.123}
+   "received_at": 1764400000.123, "open_connections": 2}
 (data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact; received_at is
-when the end of data arrived, in seconds since 1970).
+when the end of data arrived, in seconds since 1970; open_connections is how many client connections were open
+then, this one included).
 
 Behaviour is chosen by the recipient's local part, so one sink serves many scenarios:
   bounce*      RCPT answered 550 5.1.1 (user unknown)
@@ -15,6 +16,8 @@ Behaviour is chosen by the recipient's local part, so one sink serves many scena
   slow*        end of data answered after --slow-seconds (default 2)
   anything else: accepted
 --greeting CODE makes the server answer the connection with CODE (e.g. 421) and close.
+--connection-limit N answers a connection beyond N open ones with "421 4.7.0 Too many concurrent connections"
+and closes it, like a provider that throttles; --connection-log FILE appends "open N" / "refused N" lines.
 Prints "READY" on stdout once listening.
 """
 import argparse
@@ -62,6 +65,7 @@ class Handler:
             "peer": session.peer[0] if session.peer else None,
             "peer_port": session.peer[1] if session.peer else None,
             "received_at": received_at,
+            "open_connections": GreetingSMTP.open_connections,
         })
         with open(self.record, "a") as f:
             f.write(line + "\n")
@@ -71,12 +75,37 @@ class Handler:
 
 class GreetingSMTP(SMTP):
     greeting_code = None
+    connection_limit = None
+    connection_log = None
+    open_connections = 0
+
+    def connection_made(self, transport):
+        GreetingSMTP.open_connections += 1
+        self.counted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, exc):
+        if getattr(self, "counted", False):
+            self.counted = False
+            GreetingSMTP.open_connections -= 1
+        super().connection_lost(exc)
+
+    def log_connection(self, what):
+        if self.connection_log:
+            with open(self.connection_log, "a") as f:
+                f.write("%s %d\n" % (what, GreetingSMTP.open_connections))
 
     async def _handle_client(self):
         if self.greeting_code:
             await self.push("%s 4.3.2 Service not available, closing channel" % self.greeting_code)
             self.transport.close()
             return
+        if self.connection_limit is not None and GreetingSMTP.open_connections > self.connection_limit:
+            self.log_connection("refused")
+            await self.push("421 4.7.0 Too many concurrent connections from your IP, slow down")
+            self.transport.close()
+            return
+        self.log_connection("open")
         await super()._handle_client()
 
 
@@ -87,6 +116,8 @@ def main():
     parser.add_argument("--record", required=True)
     parser.add_argument("--greeting", default=None)
     parser.add_argument("--slow-seconds", type=float, default=2.0)
+    parser.add_argument("--connection-limit", type=int, default=None)
+    parser.add_argument("--connection-log", default=None)
     parser.add_argument("--tls-cert", default=None, help="PEM certificate: offer STARTTLS")
     parser.add_argument("--tls-key", default=None)
     args = parser.parse_args()
@@ -99,6 +130,8 @@ def main():
 
     handler = Handler(args.record, args.slow_seconds)
     GreetingSMTP.greeting_code = args.greeting
+    GreetingSMTP.connection_limit = args.connection_limit
+    GreetingSMTP.connection_log = args.connection_log
 
     class SinkController(Controller):
         def factory(self):
