@@ -155,6 +155,7 @@ let package = Package(
                 .embedInCode("0010_scheduling.sql"),
                 .embedInCode("0011_nodes.sql"),
                 .embedInCode("0012_tenant_rate_limits.sql"),
+                .embedInCode("0014_smtp_routes.sql"),
             ],
             swiftSettings: swiftSettings
         ),

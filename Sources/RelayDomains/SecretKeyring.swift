@@ -1,6 +1,7 @@
 import Crypto
 import DKIM
 import Foundation
+import RelayStore
 
 /// Seals and opens secrets kept in the database (DKIM private keys, smarthost passwords) with AES-GCM, under
 /// `RELAY_SECRET_KEY` or, without it, under the cluster's `dkim-database` secret (which keeps a secret out of plain
@@ -49,5 +50,24 @@ public struct SecretKeyring: Sendable {
             throw DKIMKeyringError("\(what) was sealed with another RELAY_SECRET_KEY (\(sealedWith)); restore that key")
         }
         return try box.open(sealed, context: context)
+    }
+}
+
+extension SecretKeyring {
+    /// Seals a smarthost route's password, bound to the route's id.
+    public func sealRoutePassword(_ password: String, routeID: UUID) throws -> (sealed: [UInt8], sealedWith: String) {
+        try seal(Array(password.utf8), context: Self.routeContext(routeID))
+    }
+
+    /// The password of a stored route (nil when it has none).
+    public func routePassword(of route: StoredSMTPRoute) throws -> String? {
+        guard let sealed = route.sealedPassword, let sealedWith = route.sealedWith else { return nil }
+        let bytes = try open(sealed, sealedWith: sealedWith, context: Self.routeContext(route.id),
+                             what: "the password of the route for \(route.domainPattern)")
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func routeContext(_ id: UUID) -> String {
+        "smtp-route:\(id.uuidString.lowercased())"
     }
 }
