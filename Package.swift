@@ -317,7 +317,8 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayQueueTests",
-            dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore"],
+            dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Integration tier: a real PostgreSQL (PG* environment variables, started by scripts/test).

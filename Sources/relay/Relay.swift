@@ -107,6 +107,18 @@ struct ConfigurationOptions: ParsableArguments {
     var proxyProtocol: String?
     @Option(name: .customLong("tenant-rate-limit"), help: "RELAY_TENANT_RATE_LIMIT (default no limit): messages per tenant per minute, cluster-wide")
     var tenantRateLimit: String?
+    @Option(name: .customLong("smarthost"), help: "RELAY_SMARTHOST: host:port of an upstream SMTP server for all mail no /admin/routes route covers")
+    var smarthost: String?
+    @Option(name: .customLong("smarthost-username"), help: "RELAY_SMARTHOST_USERNAME: AUTH user name (with the password; only over TLS)")
+    var smarthostUsername: String?
+    @Option(name: .customLong("smarthost-password"), help: "RELAY_SMARTHOST_PASSWORD: AUTH password")
+    var smarthostPassword: String?
+    @Option(name: .customLong("smarthost-tls"), help: "RELAY_SMARTHOST_TLS: starttls (default), implicit or none")
+    var smarthostTLS: String?
+    @Option(name: .customLong("smarthost-verify-certificate"), help: "RELAY_SMARTHOST_VERIFY_CERTIFICATE (default true)")
+    var smarthostVerifyCertificate: String?
+    @Option(name: .customLong("smarthost-ca-file"), help: "RELAY_SMARTHOST_CA_FILE: extra PEM trust roots for smarthost certificates")
+    var smarthostCAFile: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -132,7 +144,10 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
             ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
-            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit),
+            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit), ("RELAY_SMARTHOST", smarthost),
+            ("RELAY_SMARTHOST_USERNAME", smarthostUsername), ("RELAY_SMARTHOST_PASSWORD", smarthostPassword),
+            ("RELAY_SMARTHOST_TLS", smarthostTLS), ("RELAY_SMARTHOST_VERIFY_CERTIFICATE", smarthostVerifyCertificate),
+            ("RELAY_SMARTHOST_CA_FILE", smarthostCAFile),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {
