@@ -156,6 +156,7 @@ let package = Package(
                 .embedInCode("0011_nodes.sql"),
                 .embedInCode("0012_tenant_rate_limits.sql"),
                 .embedInCode("0013_mx_connection_limits.sql"),
+                .embedInCode("0014_smtp_routes.sql"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -317,7 +318,8 @@ let package = Package(
                     swiftSettings: swiftSettings),
         .testTarget(
             name: "RelayQueueTests",
-            dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore"],
+            dependencies: ["RelayQueue", "RelayCore", "RelayStore", "SMTPClient", "SMTPCore",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Integration tier: a real PostgreSQL (PG* environment variables, started by scripts/test).

@@ -39,4 +39,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._012_tenant_rate_limits_sql, as: UTF8.self)),
     Migration(version: 13, name: "0013_mx_connection_limits.sql",
               sql: String(decoding: PackageResources._013_mx_connection_limits_sql, as: UTF8.self)),
+    Migration(version: 14, name: "0014_smtp_routes.sql",
+              sql: String(decoding: PackageResources._014_smtp_routes_sql, as: UTF8.self)),
 ]

@@ -93,6 +93,24 @@ struct JSONObjectReader {
         }
     }
 
+    /// A boolean, or nil when absent or null.
+    func bool(_ name: String) throws -> Bool? {
+        switch fields[name] {
+        case nil, .null?: return nil
+        case .bool(let value)?: return value
+        case let other?: throw APIError.invalid(fieldPath(name), "\(fieldPath(name)) must be a boolean, not \(other.typeName)")
+        }
+    }
+
+    /// A whole number, or nil when absent or null.
+    func integer(_ name: String) throws -> Int? {
+        switch fields[name] {
+        case nil, .null?: return nil
+        case .number(let value)? where value.rounded() == value && abs(value) < 1e15: return Int(value)
+        case let other?: throw APIError.invalid(fieldPath(name), "\(fieldPath(name)) must be a whole number, not \(other.typeName)")
+        }
+    }
+
     /// A string or an array of strings (`to`, `cc`, `bcc`, `reply_to`).
     func stringOrArray(_ name: String) throws -> [String] {
         switch fields[name] {

@@ -87,10 +87,6 @@ struct QueueController {
     }
 
     private static func flag(_ body: JSONObjectReader, _ name: String) throws -> Bool {
-        switch body.fields[name] {
-        case nil, .null?: return false
-        case .bool(let value)?: return value
-        case let other?: throw APIError.invalid(name, "\(name) must be a boolean, not \(other.typeName)")
-        }
+        try body.bool(name) ?? false
     }
 }

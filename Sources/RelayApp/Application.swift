@@ -54,6 +54,9 @@ public func buildApplication(
     workerConfiguration.bounceDomain = configuration.bounceDomain
     workerConfiguration.softBounces = configuration.softBouncePolicy
     workerConfiguration.publicURL = configuration.publicURL ?? "https://\(configuration.hostname)"
+    workerConfiguration.smarthost = configuration.smarthost
+    workerConfiguration.smarthostCAFile = configuration.smarthostCAFile
+    workerConfiguration.routeCacheTime = configuration.routeCacheTime
     let resolver = DNSResolver(servers: configuration.dnsServers, eventLoopGroup: eventLoopGroup, logger: logger)
     if configuration.secretKey == nil {
         logger.warning("RELAY_SECRET_KEY is not set: DKIM private keys are sealed with a key kept in the database, which does not protect them if the database leaks; set RELAY_SECRET_KEY (32 bytes, base64) in production")
@@ -62,7 +65,8 @@ public func buildApplication(
                                 lookup: ResolverLookup(servers: configuration.dnsServers), logger: logger)
     let signer = domains.signer
     let worker = DeliveryWorker(database: database, resolver: resolver, configuration: workerConfiguration,
-                                eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics, signer: signer)
+                                eventLoopGroup: eventLoopGroup, logger: logger, metrics: metrics, signer: signer,
+                                secrets: { try await domains.secretKeyring() })
     let inboundSessions = SessionCounter()
 
     var apiDependencies = APIDependencies(

@@ -136,6 +136,18 @@ public struct RelayConfiguration: Sendable {
     /// 451 4.7.1, both saying when to retry.
     public var tenantRateLimit: Int?
 
+    /// `RELAY_SMARTHOST` (`host:port` or `[ipv6]:port`; default unset: MX delivery): hand the mail of every domain
+    /// that no database route (`/admin/routes`) covers to this server, with `RELAY_SMARTHOST_USERNAME` /
+    /// `RELAY_SMARTHOST_PASSWORD` (AUTH, both or neither), `RELAY_SMARTHOST_TLS` (`starttls` (default), `implicit`
+    /// or `none`; credentials need TLS) and `RELAY_SMARTHOST_VERIFY_CERTIFICATE` (default true).
+    public var smarthost: SMTPRoute?
+    /// `RELAY_SMARTHOST_CA_FILE`: a PEM file of extra trust roots for verifying smarthost certificates (those of
+    /// `RELAY_SMARTHOST` and of the database routes), e.g. a private CA's.
+    public var smarthostCAFile: String?
+    /// How long a node uses its copy of the `/admin/routes` routes before reading them again (5s). Not an
+    /// environment variable: the tests shorten it.
+    public var routeCacheTime: Duration = .seconds(5)
+
     /// How log lines are written.
     public enum LogFormat: String, Sendable, CaseIterable {
         case text, json
@@ -179,6 +191,8 @@ public struct RelayConfiguration: Sendable {
         "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
         "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL", "RELAY_TENANT_RATE_LIMIT",
         "RELAY_MX_MAX_CONNECTIONS", "RELAY_MX_THROTTLE_TIME", "RELAY_DRAIN_DELAY",
+        "RELAY_SMARTHOST", "RELAY_SMARTHOST_USERNAME", "RELAY_SMARTHOST_PASSWORD", "RELAY_SMARTHOST_TLS",
+        "RELAY_SMARTHOST_VERIFY_CERTIFICATE", "RELAY_SMARTHOST_CA_FILE",
     ]
 
     /// Reads settings from `values` (the environment merged with flags); a malformed value throws a
@@ -360,6 +374,46 @@ public struct RelayConfiguration: Sendable {
             }
             logFormat = parsed
         }
+        // A password is taken as given (spaces are characters of it), only an empty one counts as unset.
+        let password = values["RELAY_SMARTHOST_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 }
+        smarthost = try Self.smarthost(address: value("RELAY_SMARTHOST"), username: value("RELAY_SMARTHOST_USERNAME"),
+                                       password: password, tls: value("RELAY_SMARTHOST_TLS"),
+                                       verifyCertificate: try boolean("RELAY_SMARTHOST_VERIFY_CERTIFICATE"))
+        if let file = value("RELAY_SMARTHOST_CA_FILE") {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8), text.contains("-----BEGIN CERTIFICATE-----") else {
+                throw ConfigurationError("RELAY_SMARTHOST_CA_FILE=\(file) is not a readable PEM file of certificates")
+            }
+            smarthostCAFile = file
+        }
+    }
+
+    /// The `RELAY_SMARTHOST` route from its variables; nil when `address` is unset (then the others must be too).
+    static func smarthost(address: String?, username: String?, password: String?, tls: String?,
+                          verifyCertificate: Bool?) throws -> SMTPRoute? {
+        guard let address else {
+            if username != nil || password != nil || tls != nil || verifyCertificate != nil {
+                throw ConfigurationError("RELAY_SMARTHOST_USERNAME, _PASSWORD, _TLS and _VERIFY_CERTIFICATE need RELAY_SMARTHOST=host:port")
+            }
+            return nil
+        }
+        let (hostText, port) = try hostPort(address, variable: "RELAY_SMARTHOST")
+        guard port >= 1, let host = SMTPRoute.normalizedHost(hostText) else {
+            throw ConfigurationError("RELAY_SMARTHOST=\(address) must be host:port with a host name or IP address (IPv6 as [::1]:587)")
+        }
+        var mode = RouteTLS.startTLS
+        if let tls {
+            guard let parsed = RouteTLS(rawValue: tls.lowercased()) else {
+                throw ConfigurationError("RELAY_SMARTHOST_TLS=\(tls) is not one of starttls, implicit, none")
+            }
+            mode = parsed
+        }
+        if let problem = SMTPRoute.credentialProblem(username: username, password: password, tls: mode) {
+            throw ConfigurationError(problem.field == "tls"
+                ? "RELAY_SMARTHOST_TLS=none cannot be used with RELAY_SMARTHOST_USERNAME/RELAY_SMARTHOST_PASSWORD: credentials are sent only over TLS"
+                : "RELAY_SMARTHOST_USERNAME and RELAY_SMARTHOST_PASSWORD must be set together")
+        }
+        return SMTPRoute(id: "env", pattern: .any, host: host, port: port, username: username, password: password,
+                         tls: mode, verifyCertificate: verifyCertificate ?? true)
     }
 
     /// Splits `host:port` (IPv6 as `[::1]:8080`).

@@ -38,6 +38,11 @@ public final class DomainManager: Sendable {
         try await keyrings.keyring()
     }
 
+    /// The keyring that seals other secrets kept in the database (smarthost passwords) as DKIM keys are sealed.
+    public func secretKeyring() async throws -> SecretKeyring {
+        try await keyrings.keyring().secrets
+    }
+
     /// Registers a domain with a fresh RSA and Ed25519 key (both active: they sign as soon as a record verifies).
     public func register(tenantID: UUID, name: String) async throws -> DomainView {
         let keys = try await keyring().newKeys(domain: name, date: Date(), taken: [], state: .active)

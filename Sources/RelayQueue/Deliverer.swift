@@ -83,8 +83,9 @@ struct GroupAttemptResult: Sendable {
 }
 
 /// Delivers one group: resolves the domain's mail exchangers (RFC 5321 §5.1), tries them in preference order,
-/// and runs the SMTP transaction on the first that accepts a connection. Never throws: every failure becomes
-/// an outcome per recipient.
+/// and runs the SMTP transaction on the first that accepts a connection; or, when a smarthost route covers the
+/// domain (RouteTable), does the same with the smarthost instead of the MX hosts. Never throws: every failure
+/// becomes an outcome per recipient.
 struct Deliverer: Sendable {
     /// RFC 5321 §4.5.3.1.8: servers must accept at least 100 recipients per transaction; larger groups are
     /// split into transactions of this size on the same connection.
@@ -95,14 +96,25 @@ struct Deliverer: Sendable {
     let configuration: WorkerConfiguration
     let eventLoopGroup: any EventLoopGroup
     let logger: Logger
+    let routes: RouteTable
 
     func deliver(_ group: DeliveryGroup, body: OutgoingBody) async -> GroupAttemptResult {
         let domain = group.domain
+        switch await routes.lookup(domain) {
+        case .mx:
+            break
+        case .route(let route):
+            // No MX lookup: the smarthost takes the mail, with the same retry, transcripts and classification.
+            return await deliver(group, body: body, hosts: [(route.host, nil)],
+                                 to: .smarthost(route, configuration: configuration))
+        case .unavailable(let detail):
+            return .all(group, .deferred(reply: nil, detail: detail))
+        }
         // An address literal (RFC 5321 §4.1.3, e.g. user@[192.0.2.1]) names the host itself: no MX lookup.
         if domain.hasPrefix("["), domain.hasSuffix("]") {
             var literal = String(domain.dropFirst().dropLast())
             if literal.lowercased().hasPrefix("ipv6:") { literal = String(literal.dropFirst(5)) }
-            return await deliver(group, body: body, hosts: [(literal, [literal])])
+            return await deliver(group, body: body, hosts: [(literal, [literal])], to: .mx(configuration))
         }
         let hosts: [String]
         do {
@@ -122,11 +134,12 @@ struct Deliverer: Sendable {
             return .all(group, .deferred(reply: nil, detail: "MX lookup for \(domain) failed: \(error)"))
         }
 
-        return await deliver(group, body: body, hosts: hosts.map { ($0, nil) })
+        return await deliver(group, body: body, hosts: hosts.map { ($0, nil) }, to: .mx(configuration))
     }
 
     /// Tries each host in order (addresses looked up unless given) until one runs the transaction.
-    private func deliver(_ group: DeliveryGroup, body: OutgoingBody, hosts: [(name: String, addresses: [String]?)]) async -> GroupAttemptResult {
+    private func deliver(_ group: DeliveryGroup, body: OutgoingBody, hosts: [(name: String, addresses: [String]?)],
+                         to destination: DeliveryDestination) async -> GroupAttemptResult {
         let domain = group.domain
         var failures: [String] = []
         var lastRejection: DeliveryReply?
@@ -152,7 +165,8 @@ struct Deliverer: Sendable {
             addresses: for address in addresses {
                 let limiter = pool.limiter(for: host)
                 await limiter.acquire()
-                let attempt = await deliver(group, body: body, host: host, address: address, transcript: &transcript)
+                let attempt = await deliver(group, body: body, host: host, address: address, destination: destination,
+                                            transcript: &transcript)
                 limiter.release()
                 switch attempt {
                 case .done(var result):
@@ -181,8 +195,8 @@ struct Deliverer: Sendable {
     }
 
     private func deliver(_ group: DeliveryGroup, body: OutgoingBody, host: String, address: String,
-                         transcript: inout [TranscriptLine]) async -> HostAttempt {
-        let key = MXConnectionPool.Key(host: host, address: address)
+                         destination: DeliveryDestination, transcript: inout [TranscriptLine]) async -> HostAttempt {
+        let key = MXConnectionPool.Key(host: host, address: address, route: destination.route)
         // A reused connection may have been closed by the server while idle; then retry once on a fresh one.
         var reuse = pool.takeIdle(key)
         while true {
@@ -212,11 +226,11 @@ struct Deliverer: Sendable {
                         return .hostBusy(reason)
                     }
                 }
-                transcript.append(TranscriptLine(direction: "info", text: "connecting to \(host) [\(address)]:\(configuration.mxPort)"))
+                transcript.append(TranscriptLine(direction: "info", text: "connecting to \(host) [\(address)]:\(destination.port)"))
                 do {
-                    let socketAddress = try SocketAddress(ipAddress: address, port: configuration.mxPort)
+                    let socketAddress = try SocketAddress(ipAddress: address, port: destination.port)
                     connection = try await SMTPConnection.connect(
-                        to: socketAddress, serverName: host, configuration: configuration.smtp,
+                        to: socketAddress, serverName: host, configuration: destination.smtp,
                         eventLoopGroup: eventLoopGroup, logger: logger)
                     pool.opened(connection, slot: slot)
                     transcript += connection.takeTranscript().map(TranscriptLine.init)
@@ -224,9 +238,8 @@ struct Deliverer: Sendable {
                     if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
                     transcript += error.transcript.map(TranscriptLine.init)
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
-                    let reply = error.reply.map(DeliveryReply.init)
-                    await noteThrottle(host: host, replies: [reply], transcript: &transcript)
-                    return .unreachable("\(host) [\(address)]: \(error)", reply)
+                    await noteThrottle(host: host, replies: [error.reply.map(DeliveryReply.init)], transcript: &transcript)
+                    return .unreachable("\(host) [\(address)]: \(error)", error.recipientReply)
                 } catch {
                     if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))

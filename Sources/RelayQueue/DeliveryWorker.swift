@@ -51,9 +51,11 @@ public final class DeliveryWorker: Service, Sendable {
     /// Signs each message with its sender domain's DKIM keys (nil: unsigned, unit tests).
     private let signer: MessageSigner?
 
-    /// Creates a worker; nothing runs until `run()`.
+    /// Creates a worker; nothing runs until `run()`. With `secrets` (which open smarthost passwords) the worker
+    /// follows the database's smarthost routes; without, only `configuration.smarthost`.
     public init(database: RelayDatabase, resolver: DNSResolver, configuration: WorkerConfiguration,
-                eventLoopGroup: any EventLoopGroup, logger: Logger, metrics: RelayMetrics? = nil, signer: MessageSigner? = nil) {
+                eventLoopGroup: any EventLoopGroup, logger: Logger, metrics: RelayMetrics? = nil, signer: MessageSigner? = nil,
+                secrets: (@Sendable () async throws -> SecretKeyring)? = nil) {
         self.database = database
         self.signer = signer
         self.metrics = metrics
@@ -67,8 +69,12 @@ public final class DeliveryWorker: Service, Sendable {
         self.pool = MXConnectionPool(maxPerHost: configuration.maxConnectionsPerMX,
                                      idleTimeout: configuration.connectionIdleTimeout,
                                      maxUses: configuration.maxMessagesPerConnection, clusterLimiter: clusterLimiter)
+        let routes = secrets.map {
+            RouteTable.database(database, secrets: $0, fallback: configuration.smarthost,
+                                cacheTime: configuration.routeCacheTime, logger: logger)
+        } ?? RouteTable(fallback: configuration.smarthost, logger: logger)
         self.deliverer = Deliverer(resolver: resolver, pool: pool, configuration: configuration,
-                                   eventLoopGroup: eventLoopGroup, logger: logger)
+                                   eventLoopGroup: eventLoopGroup, logger: logger, routes: routes)
     }
 
     /// Wakes the claim loop now (e.g. after an accept in this process).

@@ -15,6 +15,9 @@ final class MXConnectionPool: Sendable {
     struct Key: Hashable, Sendable {
         var host: String
         var address: String
+        /// "" for an MX host; a smarthost route's id, so that a connection authenticated for one route is never
+        /// used for another (or for MX delivery).
+        var route: String = ""
     }
 
     private struct Idle {

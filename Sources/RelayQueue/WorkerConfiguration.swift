@@ -46,6 +46,13 @@ public struct WorkerConfiguration: Sendable {
     public var connectionIdleTimeout: Duration = .seconds(5)
     /// Most messages sent over one connection before it is closed (default 100).
     public var maxMessagesPerConnection: Int = 100
+    /// `RELAY_SMARTHOST` and its `RELAY_SMARTHOST_*` settings: the route for domains no database route matches
+    /// (nil: those go to their MX hosts).
+    public var smarthost: SMTPRoute?
+    /// `RELAY_SMARTHOST_CA_FILE`: extra PEM trust roots for verifying smarthost certificates (every route's).
+    public var smarthostCAFile: String?
+    /// How long a node uses its copy of the database routes before reading them again (default 5s).
+    public var routeCacheTime: Duration = .seconds(5)
 
     /// Creates a configuration with the defaults.
     public init(nodeID: UUID, smtp: SMTPClientConfiguration) {

@@ -141,6 +141,39 @@ public final class RecordingSMTPSink: Sendable {
         public var receivedAt: Date?
         /// Client connections open at the end of the data, this one included.
         public var openConnections: Int?
+        /// Whether the session was encrypted (STARTTLS or implicit TLS).
+        public var tls: Bool
+        /// The user name the session authenticated with (nil: no AUTH).
+        public var authUser: String?
+    }
+
+    /// One AUTH command the sink received, before it judged the credentials.
+    public struct AuthAttempt: Sendable, Equatable {
+        public var mechanism: String
+        /// Whether the session was encrypted when the command arrived.
+        public var tls: Bool
+
+        public init(mechanism: String, tls: Bool) {
+            self.mechanism = mechanism
+            self.tls = tls
+        }
+    }
+
+    /// The sink as a smarthost: AUTH required before MAIL, with these credentials.
+    public struct Authentication: Sendable {
+        public var username: String
+        public var password: String
+        /// The SASL mechanisms offered (a subset of PLAIN and LOGIN).
+        public var mechanisms: [String]
+        /// Offer AUTH without TLS too (a server that would take credentials in plaintext).
+        public var plaintext: Bool
+
+        public init(username: String, password: String, mechanisms: [String] = ["PLAIN", "LOGIN"], plaintext: Bool = false) {
+            self.username = username
+            self.password = password
+            self.mechanisms = mechanisms
+            self.plaintext = plaintext
+        }
     }
 
     public let host: String
@@ -149,10 +182,12 @@ public final class RecordingSMTPSink: Sendable {
     private let child: ChildProcess
 
     /// Starts a sink on host:port (port 0 picks a free one) and waits until it accepts connections. With a PEM
-    /// certificate and key it offers STARTTLS. With a connection limit it answers connections beyond it with
+    /// certificate and key it offers STARTTLS (with `implicitTLS`, TLS from the first byte instead); with
+    /// `authentication` it requires AUTH. With a connection limit it answers connections beyond it with
     /// `421 4.7.0 Too many concurrent connections` (see `connectionLog()`).
     public static func start(host: String = "127.0.0.1", port: Int = 0, greeting: String? = nil,
                              slowSeconds: Double? = nil, tls: (certificate: String, key: String)? = nil,
+                             implicitTLS: Bool = false, authentication: Authentication? = nil,
                              connectionLimit: Int? = nil) async throws -> RecordingSMTPSink {
         let port = port == 0 ? try freePort(host: host) : port
         let record = NSTemporaryDirectory() + "relay-sink-\(UUID().uuidString).jsonl"
@@ -163,6 +198,12 @@ public final class RecordingSMTPSink: Sendable {
         if let tls { arguments += ["--tls-cert", tls.certificate, "--tls-key", tls.key] }
         if let connectionLimit { arguments += ["--connection-limit", "\(connectionLimit)"] }
         arguments += ["--connection-log", record + ".connections"]
+        if implicitTLS { arguments.append("--implicit-tls") }
+        if let authentication {
+            arguments += ["--auth-user", authentication.username, "--auth-password", authentication.password,
+                          "--auth-mechanisms", authentication.mechanisms.joined(separator: ",")]
+            if authentication.plaintext { arguments.append("--auth-plaintext") }
+        }
         let child = try ChildProcess(try findExecutable("python3"), arguments, logPath: record + ".log")
         let sink = RecordingSMTPSink(host: host, port: port, recordPath: record, child: child)
         try await waitUntilListening(child, host: host, port: port, name: "the aiosmtpd sink", package: "aiosmtpd",
@@ -187,7 +228,8 @@ public final class RecordingSMTPSink: Sendable {
             return Received(mailFrom: object["mail_from"] as? String ?? "", recipients: object["rcpt_tos"] as? [String] ?? [],
                             data: Array(data), peerPort: object["peer_port"] as? Int,
                             receivedAt: (object["received_at"] as? Double).map(Date.init(timeIntervalSince1970:)),
-                            openConnections: object["open_connections"] as? Int)
+                            openConnections: object["open_connections"] as? Int,
+                            tls: object["tls"] as? Bool ?? false, authUser: object["auth_user"] as? String)
         }
     }
 
@@ -199,6 +241,18 @@ public final class RecordingSMTPSink: Sendable {
             let parts = line.split(separator: " ")
             guard parts.count == 2, let open = Int(parts[1]) else { return nil }
             return (String(parts[0]), open)
+        }
+    }
+
+    /// Every AUTH command received so far (the sink as a smarthost).
+    public func authAttempts() throws -> [AuthAttempt] {
+        let path = recordPath + ".auth"
+        guard FileManager.default.fileExists(atPath: path) else { return [] }
+        return try completeLines(ofFile: path).map { line in
+            guard let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw TestSupportError("unreadable AUTH record: \(line)")
+            }
+            return AuthAttempt(mechanism: object["mechanism"] as? String ?? "", tls: object["tls"] as? Bool ?? false)
         }
     }
 
@@ -310,4 +364,20 @@ public func startTCPProxy(listenPort: Int, targetHost: String, targetPort: Int) 
                                                                  "--target", "\(targetHost):\(targetPort)"])
     try await waitUntil("the TCP proxy listens on \(listenPort)") { isListening(host: "127.0.0.1", port: listenPort) }
     return proxy
+}
+
+/// A fresh self-signed certificate (P-256, one day) for `hostname` (subject and DNS subjectAltName), made with the
+/// openssl command-line tool in a new temporary directory; the certificate file doubles as its own trust root.
+public func makeSelfSignedCertificate(hostname: String) async throws -> (certificate: String, key: String) {
+    let directory = NSTemporaryDirectory() + "relay-cert-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    let certificate = directory + "/cert.pem"
+    let key = directory + "/key.pem"
+    let (status, output) = try await runToCompletion(try findExecutable("openssl"), [
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=\(hostname)",
+        "-addext", "subjectAltName=DNS:\(hostname)",
+    ])
+    guard status == 0 else { throw TestSupportError("openssl could not make a self-signed certificate: \(output)") }
+    return (certificate, key)
 }

@@ -90,7 +90,7 @@ final class SMTPClientChannelHandler: ChannelDuplexHandler {
 
     init(
         configuration: SMTPClientConfiguration,
-        useSTARTTLS: Bool,
+        tlsMode: SMTPClientTLSMode,
         tlsContext: NIOSSLContext?,
         tlsServerHostname: String?,
         remoteAddress: String,
@@ -98,7 +98,8 @@ final class SMTPClientChannelHandler: ChannelDuplexHandler {
         connectPromise: EventLoopPromise<SMTPSessionInfo>,
         logger: Logger
     ) {
-        self.machine = SMTPClientStateMachine(heloName: configuration.heloName, useSTARTTLS: useSTARTTLS && tlsContext != nil)
+        self.machine = SMTPClientStateMachine(
+            heloName: configuration.heloName, tlsMode: tlsContext == nil ? .none : tlsMode, credentials: configuration.credentials)
         self.timeouts = configuration.timeouts
         self.tlsContext = tlsContext
         self.tlsServerHostname = tlsServerHostname
@@ -210,6 +211,12 @@ final class SMTPClientChannelHandler: ChannelDuplexHandler {
                 logger.trace("smtp command", metadata: ["smtp.command": "\(command.redactedDescription)"])
             }
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+
+        case .sendAuthenticationResponse(let line):
+            // A base64 user name or password: never in the transcript or a log line.
+            shared.record(.client, "***")
+            logger.trace("smtp auth response", metadata: ["smtp.command": "***"])
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: line + "\r\n")), promise: nil)
 
         case .startTLSHandshake:
             startTLS(context: context)

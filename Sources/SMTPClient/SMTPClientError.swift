@@ -13,6 +13,10 @@ public enum SMTPPhase: String, Sendable, Hashable, CaseIterable {
     case helo
     /// STARTTLS, its reply and the TLS handshake.
     case startTLS
+    /// The TLS handshake of implicit TLS, before the greeting (RFC 8314).
+    case tlsHandshake
+    /// AUTH and its replies (RFC 4954).
+    case auth
     /// MAIL FROM and its reply.
     case mailFrom
     /// RCPT TO and its replies.
@@ -37,6 +41,8 @@ public enum SMTPPhase: String, Sendable, Hashable, CaseIterable {
         case .ehlo: "sending EHLO"
         case .helo: "sending HELO"
         case .startTLS: "sending STARTTLS"
+        case .tlsHandshake: "negotiating TLS"
+        case .auth: "authenticating"
         case .mailFrom: "sending MAIL FROM"
         case .rcptTo: "sending RCPT TO"
         case .data: "sending DATA"
@@ -55,6 +61,8 @@ public enum SMTPPhase: String, Sendable, Hashable, CaseIterable {
         case .ehlo: "the reply to EHLO"
         case .helo: "the reply to HELO"
         case .startTLS: "the reply to STARTTLS or the TLS handshake"
+        case .tlsHandshake: "the TLS handshake"
+        case .auth: "the reply to AUTH"
         case .mailFrom: "the reply to MAIL FROM"
         case .rcptTo: "the reply to RCPT TO"
         case .data: "the reply to DATA"
@@ -84,8 +92,15 @@ public struct SMTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let timeout = Code("timeout")
         /// The server closed the connection, or the network failed, in the middle of the session.
         public static let connectionClosed = Code("connectionClosed")
-        /// The TLS handshake after STARTTLS failed.
+        /// The TLS handshake (after STARTTLS, or of implicit TLS) failed, certificate verification included.
         public static let tlsFailed = Code("tlsFailed")
+        /// TLS is required (``SMTPClientTLSMode/startTLS``) and the server does not offer STARTTLS or refused it.
+        public static let tlsUnavailable = Code("tlsUnavailable")
+        /// The server rejected the credentials (535) or could not check them now (4xx); ``reply`` says which.
+        public static let authenticationFailed = Code("authenticationFailed")
+        /// Credentials are configured but cannot be sent: the session is not encrypted, or the server offers
+        /// neither AUTH PLAIN nor AUTH LOGIN. Nothing was sent.
+        public static let authenticationUnavailable = Code("authenticationUnavailable")
         /// The server sent something that is not a valid reply, or a reply where none was expected.
         public static let protocolViolation = Code("protocolViolation")
         /// The server refused the session: a non-2xx greeting, or both EHLO and HELO refused. ``reply`` says why.
@@ -145,7 +160,14 @@ public struct SMTPClientError: Error, Sendable, Hashable, CustomStringConvertibl
         case .connectionClosed:
             text = "lost connection while \(phase.phrase)"
         case .tlsFailed:
-            text = "TLS handshake failed after STARTTLS"
+            text = phase == .tlsHandshake ? "TLS handshake failed" : "TLS handshake failed after STARTTLS"
+        case .tlsUnavailable:
+            text = "TLS is required but the server did not provide it"
+        case .authenticationFailed:
+            // RFC 4954 §6: 535 (and any 5xx) refuses the credentials; a 4xx is a temporary failure.
+            text = reply?.isTransient == true ? "authentication failed temporarily" : "authentication failed (credentials rejected)"
+        case .authenticationUnavailable:
+            text = "cannot authenticate"
         case .protocolViolation:
             text = "protocol violation while \(phase.phrase)"
         case .greetingRejected:

@@ -1,3 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SMTPCore
 
 /// The outbound SMTP session as a pure state machine: no sockets, no clocks.
@@ -6,7 +11,8 @@ import SMTPCore
 /// fired, the connection closed) is one `mutating func` that returns the ``Action`` the driver must carry out.
 /// ``SMTPConnection`` is the driver; the tests drive the machine directly, reading like a protocol transcript.
 ///
-/// Phases: banner → EHLO (HELO when EHLO gets a 5xx) → STARTTLS → EHLO again → ready; then per transaction
+/// Phases: (implicit TLS handshake →) banner → EHLO (HELO when EHLO gets a 5xx) → STARTTLS → EHLO again →
+/// AUTH when credentials are set (only over TLS) → ready; then per transaction
 /// MAIL → RCPT… → DATA → message → end of data, with RSET after a transaction that was left open, and QUIT.
 /// With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write and the replies are matched in
 /// order; without it, one command at a time.
@@ -20,6 +26,9 @@ public struct SMTPClientStateMachine: Sendable {
         case wait
         /// Write these commands, in one write.
         case send([SMTPCommand])
+        /// Write this line of the AUTH exchange (a base64 SASL response, RFC 4954 §4) followed by CRLF. It holds a
+        /// credential: the transcript must show it redacted.
+        case sendAuthenticationResponse(String)
         /// Add TLS to the connection and start the handshake; report the outcome with
         /// ``tlsHandshakeSucceeded()`` or ``tlsHandshakeFailed(_:)``.
         case startTLSHandshake
@@ -48,12 +57,26 @@ public struct SMTPClientStateMachine: Sendable {
         case awaitingEHLOReply(afterTLS: Bool)
         case awaitingHELOReply
         case awaitingSTARTTLSReply
-        case tlsHandshaking
+        /// `implicit`: TLS from connect (RFC 8314), before the banner; otherwise after STARTTLS.
+        case tlsHandshaking(implicit: Bool)
+        case authenticating(AuthStep)
         case ready
         case transaction(Transaction)
         case resetting(ResetPurpose)
         case quitting
         case closed
+    }
+
+    /// Where an AUTH exchange stands: which reply is awaited.
+    enum AuthStep: Sendable {
+        /// The reply to `AUTH PLAIN <initial response>` (RFC 4616).
+        case plain
+        /// The username challenge after `AUTH LOGIN`.
+        case loginUsername
+        /// The password challenge after the username.
+        case loginPassword
+        /// The final reply after the password.
+        case loginFinal
     }
 
     enum ResetPurpose: Sendable {
@@ -103,17 +126,28 @@ public struct SMTPClientStateMachine: Sendable {
 
     private var state: State = .initialized
     private let heloName: String
-    private let useSTARTTLS: Bool
+    private let tlsMode: SMTPClientTLSMode
+    private let credentials: SMTPCredentials?
     /// The extensions from the latest EHLO reply.
     public private(set) var capabilities: SMTPCapabilities = .none
-    /// True once the TLS handshake after STARTTLS has succeeded.
+    /// True once the TLS handshake (after STARTTLS, or of implicit TLS) has succeeded.
     public private(set) var isTLSActive = false
 
     /// Creates a machine for a session that greets with `heloName` and upgrades with STARTTLS when offered and
-    /// `useSTARTTLS` is true.
+    /// `useSTARTTLS` is true (opportunistic TLS, no AUTH).
     public init(heloName: String, useSTARTTLS: Bool) {
+        self.init(heloName: heloName, tlsMode: useSTARTTLS ? .opportunistic : .none)
+    }
+
+    /// Creates a machine for a session that greets with `heloName`, encrypts as `tlsMode` says and, when
+    /// `credentials` are given, authenticates after the (last) EHLO, only over TLS.
+    ///
+    /// With ``SMTPClientTLSMode/implicit`` the driver puts TLS on the connection before it connects and reports
+    /// the handshake with ``tlsHandshakeSucceeded()`` or ``tlsHandshakeFailed(_:)`` before any reply.
+    public init(heloName: String, tlsMode: SMTPClientTLSMode, credentials: SMTPCredentials? = nil) {
         self.heloName = heloName
-        self.useSTARTTLS = useSTARTTLS
+        self.tlsMode = tlsMode
+        self.credentials = credentials
     }
 
     /// True between transactions: a new transaction, RSET or QUIT may start.
@@ -135,7 +169,9 @@ public struct SMTPClientStateMachine: Sendable {
         case .awaitingBanner: .banner
         case .awaitingEHLOReply: .ehlo
         case .awaitingHELOReply: .helo
-        case .awaitingSTARTTLSReply, .tlsHandshaking: .startTLS
+        case .awaitingSTARTTLSReply: .startTLS
+        case .tlsHandshaking(let implicit): implicit ? .tlsHandshake : .startTLS
+        case .authenticating: .auth
         case .transaction(let transaction):
             switch transaction.step {
             case .mailFrom: .mailFrom
@@ -157,7 +193,7 @@ public struct SMTPClientStateMachine: Sendable {
     /// The TCP connection is up; the banner is awaited next.
     public mutating func connected() -> Action {
         guard case .initialized = state else { return .wait }
-        state = .awaitingBanner
+        state = tlsMode == .implicit ? .tlsHandshaking(implicit: true) : .awaitingBanner
         return .wait
     }
 
@@ -190,11 +226,10 @@ public struct SMTPClientStateMachine: Sendable {
                 )
             }
             capabilities = .none
-            state = .ready
-            return .connectSucceeded(capabilities)
+            return greetingCompleted()
         case .awaitingSTARTTLSReply:
             if reply.isPositiveCompletion {
-                state = .tlsHandshaking
+                state = .tlsHandshaking(implicit: false)
                 return .startTLSHandshake
             }
             if reply.code == 421 {
@@ -202,9 +237,10 @@ public struct SMTPClientStateMachine: Sendable {
                 return .failAndClose(SMTPClientError(code: .greetingRejected, phase: .startTLS, reply: reply), sendQuit: false)
             }
             // RFC 3207 §4: after a refusal (454) the client decides; opportunistic TLS carries on in plaintext
-            // with the capabilities of the first EHLO.
-            state = .ready
-            return .connectSucceeded(capabilities)
+            // with the capabilities of the first EHLO, required TLS gives up (greetingCompleted).
+            return greetingCompleted(startTLSRefusal: reply)
+        case .authenticating(let step):
+            return authenticationReplyReceived(reply, step: step)
         case .ready:
             // An unsolicited reply: a 421 before the server closes an idle connection, or garbage.
             state = .closed
@@ -247,12 +283,11 @@ public struct SMTPClientStateMachine: Sendable {
     private mutating func ehloReplyReceived(_ reply: SMTPReply, afterTLS: Bool) -> Action {
         if reply.isPositiveCompletion {
             capabilities = SMTPCapabilities(ehloReply: reply)
-            if !afterTLS, useSTARTTLS, capabilities.startTLS {
+            if !afterTLS, !isTLSActive, tlsMode == .opportunistic || tlsMode == .startTLS, capabilities.startTLS {
                 state = .awaitingSTARTTLSReply
                 return .send([.startTLS])
             }
-            state = .ready
-            return .connectSucceeded(capabilities)
+            return greetingCompleted()
         }
         if reply.isPermanent {
             // A server that does not know EHLO answers 500 or 502 (RFC 5321 §4.1.4: fall back to HELO); Postfix
@@ -265,6 +300,84 @@ public struct SMTPClientStateMachine: Sendable {
             SMTPClientError(code: .greetingRejected, phase: .ehlo, reply: reply),
             sendQuit: reply.code != 421
         )
+    }
+
+    /// EHLO (or HELO) is done and no STARTTLS is coming: check the TLS policy, then AUTH when credentials are
+    /// set, else the session is ready.
+    private mutating func greetingCompleted(startTLSRefusal: SMTPReply? = nil) -> Action {
+        if tlsMode == .startTLS || tlsMode == .implicit, !isTLSActive {
+            state = .closed
+            return .failAndClose(
+                SMTPClientError(code: .tlsUnavailable, phase: .startTLS, reply: startTLSRefusal,
+                                detail: startTLSRefusal == nil ? "the server does not offer STARTTLS" : "the server refused STARTTLS"),
+                sendQuit: true
+            )
+        }
+        guard let credentials else {
+            state = .ready
+            return .connectSucceeded(capabilities)
+        }
+        // RFC 4954 §4 leaves it to the client; Relay sends credentials only over TLS, never in plaintext.
+        guard isTLSActive else {
+            state = .closed
+            return .failAndClose(
+                SMTPClientError(code: .authenticationUnavailable, phase: .auth,
+                                detail: "credentials are sent only over TLS and this session is not encrypted; nothing was sent"),
+                sendQuit: true
+            )
+        }
+        if capabilities.authMechanisms.contains("PLAIN") {
+            // RFC 4616 §2: message = [authzid] NUL authcid NUL passwd; sent as the initial response (RFC 4954 §4).
+            state = .authenticating(.plain)
+            let message = "\u{0}\(credentials.username)\u{0}\(credentials.password)"
+            return .send([.auth(mechanism: "PLAIN", initialResponse: Self.base64(message))])
+        }
+        if capabilities.authMechanisms.contains("LOGIN") {
+            state = .authenticating(.loginUsername)
+            return .send([.auth(mechanism: "LOGIN", initialResponse: nil)])
+        }
+        state = .closed
+        let offered = capabilities.authMechanisms.isEmpty
+            ? "it offers no AUTH" : "it offers AUTH \(capabilities.authMechanisms.joined(separator: " "))"
+        return .failAndClose(
+            SMTPClientError(code: .authenticationUnavailable, phase: .auth,
+                            detail: "the server offers neither AUTH PLAIN nor AUTH LOGIN (\(offered))"),
+            sendQuit: true
+        )
+    }
+
+    /// A reply in the AUTH exchange: 334 asks for the next LOGIN step, 2xx (235) completes it, 4xx/5xx fail it.
+    private mutating func authenticationReplyReceived(_ reply: SMTPReply, step: AuthStep) -> Action {
+        guard let credentials else { return protocolViolation("AUTH reply without credentials") }
+        if reply.isPositiveCompletion {
+            state = .ready
+            return .connectSucceeded(capabilities)
+        }
+        if reply.isPositiveIntermediate {
+            // AUTH LOGIN (draft-murchison-sasl-login): the server asks for the user name, then the password. The
+            // prompt text is not checked: servers word it differently.
+            switch step {
+            case .loginUsername:
+                state = .authenticating(.loginPassword)
+                return .sendAuthenticationResponse(Self.base64(credentials.username))
+            case .loginPassword:
+                state = .authenticating(.loginFinal)
+                return .sendAuthenticationResponse(Self.base64(credentials.password))
+            case .plain, .loginFinal:
+                state = .closed
+                return .failAndClose(
+                    SMTPClientError(code: .protocolViolation, phase: .auth, reply: reply, detail: "a challenge where none was expected"),
+                    sendQuit: false
+                )
+            }
+        }
+        // RFC 4954 §6: 535 5.7.8 credentials invalid (permanent), 454 4.7.0 temporary failure, 534, 538, ….
+        state = .closed
+        return .failAndClose(SMTPClientError(code: .authenticationFailed, phase: .auth, reply: reply), sendQuit: reply.code != 421)
+    }
+
+    private static func base64(_ text: String) -> String {
+        Data(text.utf8).base64EncodedString()
     }
 
     private mutating func transactionReplyReceived(_ reply: SMTPReply, transaction: inout Transaction) -> Action {
@@ -364,11 +477,15 @@ public struct SMTPClientStateMachine: Sendable {
         .rcptTo(forwardPath: transaction.envelope.recipients[index], parameters: [])
     }
 
-    /// The TLS handshake after STARTTLS completed; EHLO is sent again (RFC 3207 §4.2: the client must discard
-    /// what it learned before TLS).
+    /// The TLS handshake completed. After STARTTLS, EHLO is sent again (RFC 3207 §4.2: the client must discard
+    /// what it learned before TLS); with implicit TLS the banner is awaited next.
     public mutating func tlsHandshakeSucceeded() -> Action {
-        guard case .tlsHandshaking = state else { return .wait }
+        guard case .tlsHandshaking(let implicit) = state else { return .wait }
         isTLSActive = true
+        if implicit {
+            state = .awaitingBanner
+            return .wait
+        }
         capabilities = .none
         state = .awaitingEHLOReply(afterTLS: true)
         return .send([.ehlo(heloName)])
@@ -376,9 +493,10 @@ public struct SMTPClientStateMachine: Sendable {
 
     /// The TLS handshake failed; the connection cannot be used (the server is mid-handshake).
     public mutating func tlsHandshakeFailed(_ detail: String) -> Action {
-        guard case .tlsHandshaking = state else { return errorCaught(detail) }
+        guard case .tlsHandshaking(let implicit) = state else { return errorCaught(detail) }
         state = .closed
-        return .failAndClose(SMTPClientError(code: .tlsFailed, phase: .startTLS, detail: detail), sendQuit: false)
+        return .failAndClose(SMTPClientError(code: .tlsFailed, phase: implicit ? .tlsHandshake : .startTLS, detail: detail),
+                             sendQuit: false)
     }
 
     /// The caller wants to send a transaction. `messageSize` is the encoded size (for SIZE=, RFC 1870) and

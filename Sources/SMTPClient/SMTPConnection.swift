@@ -47,10 +47,12 @@ public final class SMTPConnection: Sendable {
         self.logger = logger
     }
 
-    /// Connects, reads the banner, says EHLO (HELO when EHLO is refused), upgrades with STARTTLS when offered and
-    /// enabled, and says EHLO again. A non-2xx banner throws ``SMTPClientError/Code/greetingRejected`` with the
-    /// reply. When the TLS handshake fails and ``SMTPClientConfiguration/plaintextFallbackOnTLSFailure`` is set,
-    /// connects again to the same address without TLS.
+    /// Connects (with implicit TLS, handshakes first), reads the banner, says EHLO (HELO when EHLO is refused),
+    /// upgrades with STARTTLS when offered and enabled, says EHLO again, and authenticates when
+    /// ``SMTPClientConfiguration/credentials`` are set. A non-2xx banner throws
+    /// ``SMTPClientError/Code/greetingRejected`` with the reply. When the TLS handshake fails in the opportunistic
+    /// mode without credentials and ``SMTPClientConfiguration/plaintextFallbackOnTLSFailure`` is set, connects
+    /// again to the same address without TLS.
     public static func connect(
         to address: SocketAddress,
         serverName: String,
@@ -73,13 +75,14 @@ public final class SMTPConnection: Sendable {
         do {
             return try await connectOnce(
                 to: address, serverName: serverName, configuration: configuration,
-                useSTARTTLS: configuration.useSTARTTLS, eventLoopGroup: eventLoopGroup, logger: logger
+                tlsMode: configuration.tlsMode, eventLoopGroup: eventLoopGroup, logger: logger
             )
-        } catch let error as SMTPClientError where error.code == .tlsFailed && configuration.plaintextFallbackOnTLSFailure {
+        } catch let error as SMTPClientError where error.code == .tlsFailed && configuration.plaintextFallbackOnTLSFailure
+            && configuration.tlsMode == .opportunistic && configuration.credentials == nil {
             logger.notice("STARTTLS handshake failed; retrying without TLS", metadata: ["smtp.error": "\(error)"])
             let connection = try await connectOnce(
                 to: address, serverName: serverName, configuration: configuration,
-                useSTARTTLS: false, eventLoopGroup: eventLoopGroup, logger: logger
+                tlsMode: .none, eventLoopGroup: eventLoopGroup, logger: logger
             )
             connection.shared.record(.info, "retried without TLS after: \(error)")
             return connection
@@ -90,7 +93,7 @@ public final class SMTPConnection: Sendable {
         to address: SocketAddress,
         serverName: String,
         configuration: SMTPClientConfiguration,
-        useSTARTTLS: Bool,
+        tlsMode: SMTPClientTLSMode,
         eventLoopGroup: any EventLoopGroup,
         logger: Logger
     ) async throws -> SMTPConnection {
@@ -101,12 +104,13 @@ public final class SMTPConnection: Sendable {
 
         let tlsContext: NIOSSLContext?
         let sniHostname = tlsServerHostname(for: serverName)
-        if useSTARTTLS {
+        if tlsMode != .none {
             do {
                 tlsContext = try makeTLSContext(configuration: configuration, verifyHostname: sniHostname != nil)
             } catch {
                 sessionPromise.fail(error)
-                throw SMTPClientError(code: .tlsFailed, phase: .startTLS, detail: "\(error)", remoteAddress: addressText)
+                throw SMTPClientError(code: .tlsFailed, phase: tlsMode == .implicit ? .tlsHandshake : .startTLS,
+                                      detail: "\(error)", remoteAddress: addressText)
             }
         } else {
             tlsContext = nil
@@ -117,9 +121,14 @@ public final class SMTPConnection: Sendable {
             .channelOption(ChannelOptions.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if tlsMode == .implicit, let tlsContext {
+                        // RFC 8314 §3: TLS from the first byte; the greeting arrives over it.
+                        try channel.pipeline.syncOperations.addHandler(
+                            try NIOSSLClientHandler(context: tlsContext, serverHostname: sniHostname))
+                    }
                     let handler = SMTPClientChannelHandler(
                         configuration: configuration,
-                        useSTARTTLS: useSTARTTLS,
+                        tlsMode: tlsMode,
                         tlsContext: tlsContext,
                         tlsServerHostname: sniHostname,
                         remoteAddress: addressText,
@@ -254,6 +263,9 @@ public final class SMTPConnection: Sendable {
     private static func makeTLSContext(configuration: SMTPClientConfiguration, verifyHostname: Bool) throws -> NIOSSLContext {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
+        if let file = configuration.additionalTrustRootsFile {
+            tls.additionalTrustRoots = [.file(file)]
+        }
         if configuration.verifyCertificates {
             tls.certificateVerification = verifyHostname ? .fullVerification : .noHostnameVerification
         } else {

@@ -23,6 +23,9 @@ public struct SMTPCapabilities: Sendable, Hashable {
     public var size: Int?
     /// Every announced keyword, upper case, in the server's order (for example "PIPELINING", "SIZE", "AUTH").
     public var keywords: [String]
+    /// The SASL mechanisms of the AUTH keyword (RFC 4954 §3), upper case, for example ["PLAIN", "LOGIN"]; the
+    /// old `AUTH=LOGIN` form some servers still send counts too.
+    public var authMechanisms: [String] = []
 
     /// No extensions: what a HELO session has.
     public static let none = SMTPCapabilities(
@@ -55,8 +58,20 @@ public struct SMTPCapabilities: Sendable, Hashable {
             let words = line.split(separator: " ", omittingEmptySubsequences: true)
             guard let first = words.first else { continue }
             let keyword = first.uppercased()
+            if keyword.hasPrefix("AUTH=") {
+                // The pre-standard form: "AUTH=LOGIN PLAIN" (mechanisms after "=" and as parameters).
+                let mechanisms = [String(keyword.dropFirst(5))] + words.dropFirst().map { $0.uppercased() }
+                for mechanism in mechanisms where !mechanism.isEmpty && !authMechanisms.contains(mechanism) {
+                    authMechanisms.append(mechanism)
+                }
+                continue
+            }
             keywords.append(keyword)
             switch keyword {
+            case "AUTH":
+                for mechanism in words.dropFirst().map({ $0.uppercased() }) where !authMechanisms.contains(mechanism) {
+                    authMechanisms.append(mechanism)
+                }
             case "PIPELINING": pipelining = true
             case "STARTTLS": startTLS = true
             case "8BITMIME": eightBitMIME = true

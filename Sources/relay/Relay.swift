@@ -113,6 +113,18 @@ struct ConfigurationOptions: ParsableArguments {
     var mxThrottleTime: String?
     @Option(name: .customLong("drain-delay"), help: "RELAY_DRAIN_DELAY (default 5s, 0 in managed mode): after SIGTERM, /readyz answers 503 this long before listeners close")
     var drainDelay: String?
+    @Option(name: .customLong("smarthost"), help: "RELAY_SMARTHOST: host:port of an upstream SMTP server for all mail no /admin/routes route covers")
+    var smarthost: String?
+    @Option(name: .customLong("smarthost-username"), help: "RELAY_SMARTHOST_USERNAME: AUTH user name (with the password; only over TLS)")
+    var smarthostUsername: String?
+    @Option(name: .customLong("smarthost-password"), help: "RELAY_SMARTHOST_PASSWORD: AUTH password")
+    var smarthostPassword: String?
+    @Option(name: .customLong("smarthost-tls"), help: "RELAY_SMARTHOST_TLS: starttls (default), implicit or none")
+    var smarthostTLS: String?
+    @Option(name: .customLong("smarthost-verify-certificate"), help: "RELAY_SMARTHOST_VERIFY_CERTIFICATE (default true)")
+    var smarthostVerifyCertificate: String?
+    @Option(name: .customLong("smarthost-ca-file"), help: "RELAY_SMARTHOST_CA_FILE: extra PEM trust roots for smarthost certificates")
+    var smarthostCAFile: String?
 
     /// The environment with flags laid over it, parsed.
     func resolve() throws -> RelayConfiguration {
@@ -139,7 +151,10 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
             ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
             ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit), ("RELAY_MX_MAX_CONNECTIONS", mxMaxConnections),
-            ("RELAY_MX_THROTTLE_TIME", mxThrottleTime), ("RELAY_DRAIN_DELAY", drainDelay),
+            ("RELAY_MX_THROTTLE_TIME", mxThrottleTime), ("RELAY_DRAIN_DELAY", drainDelay), ("RELAY_SMARTHOST", smarthost),
+            ("RELAY_SMARTHOST_USERNAME", smarthostUsername), ("RELAY_SMARTHOST_PASSWORD", smarthostPassword),
+            ("RELAY_SMARTHOST_TLS", smarthostTLS), ("RELAY_SMARTHOST_VERIFY_CERTIFICATE", smarthostVerifyCertificate),
+            ("RELAY_SMARTHOST_CA_FILE", smarthostCAFile),
         ]
         for case let (name, value?) in flags { values[name] = value }
         do {

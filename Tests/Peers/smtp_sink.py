@@ -3,10 +3,15 @@
 
 Every accepted message is appended to --record as one JSON line:
   {"mail_from": "...", "rcpt_tos": [...], "data_b64": "...", "peer": "ip", "peer_port": 12345,
-   "received_at": 1764400000.123, "open_connections": 2}
+   "received_at": 1764400000.123, "open_connections": 2, "tls": true, "auth_user": "name or null"}
 (data_b64 is the message exactly as received after un-dot-stuffing, CRLF line ends intact; received_at is
 when the end of data arrived, in seconds since 1970; open_connections is how many client connections were open
-then, this one included).
+then, this one included; auth_user is who authenticated the session).
+
+As a smarthost (--auth-user/--auth-password) it requires AUTH (PLAIN and LOGIN, or --auth-mechanisms) before
+MAIL, offered only under TLS unless --auth-plaintext; every AUTH command received is appended to
+<record>.auth as {"mechanism": "PLAIN", "tls": false}, so a test can prove none came without TLS.
+--implicit-tls serves TLS from the first byte (port 465 style) instead of offering STARTTLS.
 
 Behaviour is chosen by the recipient's local part, so one sink serves many scenarios:
   bounce*      RCPT answered 550 5.1.1 (user unknown)
@@ -30,7 +35,12 @@ import json
 import time
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+def is_tls(server):
+    """Whether the session is encrypted: after STARTTLS, or implicit TLS from the first byte."""
+    return server.transport is not None and server.transport.get_extra_info("ssl_object") is not None
 
 
 class Handler:
@@ -66,6 +76,8 @@ class Handler:
             "peer_port": session.peer[1] if session.peer else None,
             "received_at": received_at,
             "open_connections": GreetingSMTP.open_connections,
+            "tls": is_tls(server),
+            "auth_user": session.auth_data.login.decode() if isinstance(session.auth_data, LoginPassword) else None,
         })
         with open(self.record, "a") as f:
             f.write(line + "\n")
@@ -95,6 +107,15 @@ class GreetingSMTP(SMTP):
             with open(self.connection_log, "a") as f:
                 f.write("%s %d\n" % (what, GreetingSMTP.open_connections))
 
+    # Not auth_*: aiosmtpd takes every auth_<name> attribute for a SASL mechanism.
+    attempt_log = None
+
+    async def smtp_AUTH(self, arg):
+        if self.attempt_log:
+            with open(self.attempt_log, "a") as f:
+                f.write(json.dumps({"mechanism": (arg or "").split(" ")[0].upper(), "tls": is_tls(self)}) + "\n")
+        await super().smtp_AUTH(arg)
+
     async def _handle_client(self):
         if self.greeting_code:
             await self.push("%s 4.3.2 Service not available, closing channel" % self.greeting_code)
@@ -120,6 +141,11 @@ def main():
     parser.add_argument("--connection-log", default=None)
     parser.add_argument("--tls-cert", default=None, help="PEM certificate: offer STARTTLS")
     parser.add_argument("--tls-key", default=None)
+    parser.add_argument("--implicit-tls", action="store_true", help="TLS from the first byte instead of STARTTLS")
+    parser.add_argument("--auth-user", default=None, help="require AUTH with this user name")
+    parser.add_argument("--auth-password", default=None)
+    parser.add_argument("--auth-mechanisms", default="PLAIN,LOGIN", help="comma-separated subset of PLAIN,LOGIN")
+    parser.add_argument("--auth-plaintext", action="store_true", help="offer AUTH without TLS too")
     args = parser.parse_args()
 
     tls_context = None
@@ -127,6 +153,21 @@ def main():
         import ssl
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(args.tls_cert, args.tls_key)
+    starttls_context = None if args.implicit_tls else tls_context
+
+    auth_options = {}
+    if args.auth_user is not None:
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = (isinstance(auth_data, LoginPassword) and auth_data.login.decode() == args.auth_user
+                  and auth_data.password.decode() == args.auth_password)
+            return AuthResult(success=ok, handled=False, auth_data=auth_data)
+        offered = {m.strip().upper() for m in args.auth_mechanisms.split(",")}
+        auth_options = dict(
+            authenticator=authenticator, auth_required=True,
+            # aiosmtpd only knows STARTTLS as TLS: with implicit TLS the session is encrypted already.
+            auth_require_tls=not (args.auth_plaintext or args.implicit_tls),
+            auth_exclude_mechanism=[m for m in ("PLAIN", "LOGIN") if m not in offered])
+        GreetingSMTP.attempt_log = args.record + ".auth"
 
     handler = Handler(args.record, args.slow_seconds)
     GreetingSMTP.greeting_code = args.greeting
@@ -137,14 +178,15 @@ def main():
         def factory(self):
             return GreetingSMTP(self.handler, decode_data=False, enable_SMTPUTF8=True,
                                 data_size_limit=64 * 1024 * 1024, hostname="sink.test",
-                                tls_context=tls_context)
+                                tls_context=starttls_context, **auth_options)
 
     # Die with the test process that started us (Linux prctl PR_SET_PDEATHSIG).
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
     except OSError:
         pass
-    controller = SinkController(handler, hostname=args.host, port=args.port)
+    controller = SinkController(handler, hostname=args.host, port=args.port,
+                                ssl_context=tls_context if args.implicit_tls else None)
     controller.start()
     print("READY", flush=True)
     stop = threading.Event()

@@ -145,8 +145,8 @@ enum TestPeers {
         let port = try await freePort()
         var arguments = [script.path, "--port", String(port), "--dir", directory.path]
         if tls {
-            let (cert, key) = try makeSelfSignedCertificate(in: directory)
-            arguments += ["--cert", cert.path, "--key", key.path]
+            let (cert, key) = try await makeSelfSignedCertificate(hostname: "mx.peer.test")
+            arguments += ["--cert", cert, "--key", key]
         }
         if pipelining { arguments.append("--pipelining") }
         if silent { arguments.append("--silent") }
@@ -246,17 +246,5 @@ enum TestPeers {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("smtp-peer-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         return directory
-    }
-
-    private static func makeSelfSignedCertificate(in directory: URL) throws -> (URL, URL) {
-        let openssl = try findExecutable("openssl", hint: "install the openssl command-line tool")
-        let cert = directory.appendingPathComponent("cert.pem")
-        let key = directory.appendingPathComponent("key.pem")
-        let status = try run(openssl, [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key.path, "-out", cert.path, "-days", "1", "-subj", "/CN=mx.peer.test",
-        ])
-        guard status == 0 else { throw MissingPeer(description: "openssl could not make a self-signed certificate") }
-        return (cert, key)
     }
 }
