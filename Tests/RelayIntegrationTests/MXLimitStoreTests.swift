@@ -41,14 +41,14 @@ import Testing
     @Test func theSlotsOfANodeThatStoppedRenewingAreTakenOverAfterTheirLease() async throws {
         try await withMigratedStore { database, _ in
             let dead = UUID(), alive = UUID(), newcomer = UUID()
-            #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: dead, limit: 2, lease: .seconds(1)).slot != nil)
-            #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: alive, limit: 2, lease: .seconds(1)).slot != nil)
+            #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: dead, limit: 2, lease: .seconds(5)).slot != nil)
+            #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: alive, limit: 2, lease: .seconds(5)).slot != nil)
+            // The live node renews its slot for a minute; the dead one never renews.
+            try await database.renewMXSlots(nodeID: alive, lease: .seconds(60))
             #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: newcomer, limit: 2, lease: .seconds(60)).slot == nil)
-            // The live node renews; the dead one does not. Once the first lease has run out only the dead node's
-            // slot is free.
-            try await waitUntil("the first leases run out", timeout: .seconds(10), interval: .milliseconds(100)) {
-                try await database.renewMXSlots(nodeID: alive, lease: .seconds(60))
-                return try await database.takeMXSlot(host: "mx.lease.test", nodeID: newcomer, limit: 2, lease: .seconds(60)).slot != nil
+            // Once the dead node's 5 s lease has run out, its slot — and only its slot — can be taken.
+            try await waitUntil("the dead node's lease runs out", timeout: .seconds(30), interval: .milliseconds(200)) {
+                try await database.takeMXSlot(host: "mx.lease.test", nodeID: newcomer, limit: 2, lease: .seconds(60)).slot != nil
             }
             #expect(try await database.takeMXSlot(host: "mx.lease.test", nodeID: newcomer, limit: 2, lease: .seconds(60)).slot == nil)
             #expect(try await database.mxHostStatuses().first?.connections == 2)
