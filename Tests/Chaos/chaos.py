@@ -38,11 +38,14 @@ from lab import (ALL_ROLES, SENDER_DOMAIN, SINK_DOMAINS, TARPIT_DOMAIN, Lab, Sin
 
 
 # Checks that fail because of a bug in Relay that is reported and not fixed yet (docs/scaling.md, "Chaos suite",
-# says how to reproduce each). Such a check prints KNOWN-BUG instead of FAIL and does not fail the run; if it
-# passes, it prints FAIL ("fixed? remove it from KNOWN_BUGS"), so the list cannot go stale.
+# says how to reproduce each). Such a check prints KNOWN-BUG instead of FAIL and does not fail the run. A
+# deterministic bug (strict) that passes prints FAIL ("fixed? remove it from KNOWN_BUGS"), so the list cannot go
+# stale; a racy one (not strict) may pass in a run and prints ok then.
 KNOWN_BUGS = {
-    "tarpit-other-domains": "worker slots are held by deliveries waiting for a busy MX host's connection limit "
-                            "(head-of-line blocking behind a tarpit)",
+    "tarpit-other-domains": (True, "worker slots are held by deliveries waiting for a busy MX host's connection "
+                                   "limit (head-of-line blocking behind a tarpit)"),
+    "outage-stuck-calls": (False, "database calls in flight when PostgreSQL stops can hang long after it is back "
+                                  "(POST /v1/messages, SMTP DATA, a node's outcome writer, a delivery's body read)"),
 }
 
 
@@ -55,8 +58,10 @@ class Report:
         self.started = time.monotonic()
 
     def check(self, name, passed, detail="", known_bug=None):
-        bug = KNOWN_BUGS.get(known_bug) if known_bug else None
-        if bug and passed:
+        strict, bug = KNOWN_BUGS.get(known_bug, (False, None)) if known_bug else (False, None)
+        if bug and passed and not strict:
+            label = "ok  "
+        elif bug and passed:
             label, passed = "FAIL", False
             detail += " — passed although marked as a known bug (%s): fixed? remove %r from KNOWN_BUGS" % (bug, known_bug)
         elif bug:
@@ -248,8 +253,10 @@ def scenario_kill9(lab, report, count):
     killed_pid = victim.pid
     status = victim.kill9()
     arrived_at_kill = record.poll().received(ids)
-    report.info("kill -9 of %s (pid %d) at t=%.1f s: exit status %s; %d/%d arrived, %d recipients pending"
-                % (victim.name, killed_pid, killed_at - started, status, arrived_at_kill, count, in_flight_before))
+    report.info("kill -9 of %s (pid %d) at t=%.1f s: %s; %d/%d arrived, %d recipients pending"
+                % (victim.name, killed_pid, killed_at - started,
+                   "killed by SIGKILL" if status == -signal.SIGKILL else "exit status %s" % status,
+                   arrived_at_kill, count, in_flight_before))
     wait_for("HAProxy to take %s out" % victim.name,
              lambda: all(state.startswith("DOWN") for state in lab.haproxy.server_states(victim.name)), 30, 0.2)
     down_after = time.time() - killed_at
@@ -278,12 +285,16 @@ def scenario_kill9(lab, report, count):
                  "%d/%d delivered after waiting 240 s, lost %d" % (delivered, count, count - delivered))
     explain_lost(lab, report, [chaos_id for chaos_id in ids if chaos_id not in record.arrivals])
     duplicates = record.duplicates(ids)
-    early = [chaos_id for chaos_id in duplicates if min(record.arrivals[chaos_id]) > killed_at]
+    # A first copy may be recorded up to a second after the signal: bytes the killed node had already written
+    # are still read by the sink (it records at the end of data).
+    early = [chaos_id for chaos_id in duplicates if min(record.arrivals[chaos_id]) > killed_at + 1.0]
     concurrency = int(lab.extra_environment.get("RELAY_WORKER_CONCURRENCY", "64"))
     report.check("duplicates only for deliveries in flight at the kill", not early and len(duplicates) <= concurrency,
-                 "%d duplicates (bound: the killed node's %d delivery slots); %d of them first arrived after the kill"
-                 "%s" % (len(duplicates), concurrency, len(early),
-                         "; second copies %.1f–%.1f s after the kill" % (
+                 "%d duplicates (bound: the killed node's %d delivery slots); %d of them first arrived more than 1 s"
+                 " after the kill%s" % (len(duplicates), concurrency, len(early),
+                         "; first copies %.2f–%.2f s, second copies %.1f–%.1f s after the kill" % (
+                             min(min(record.arrivals[d]) for d in duplicates) - killed_at,
+                             max(min(record.arrivals[d]) for d in duplicates) - killed_at,
                              min(sorted(record.arrivals[d])[1] for d in duplicates) - killed_at,
                              max(sorted(record.arrivals[d])[1] for d in duplicates) - killed_at) if duplicates else ""))
     wait_for("the queue to be empty", lambda: lab.pending() == 0, 60, 0.5)
@@ -337,12 +348,14 @@ def scenario_outage(lab, report, outage_seconds):
                 # One session authenticated before the outage, reused: the outage meets it at MAIL FROM or DATA.
                 try:
                     if session is None:
+                        stage = "reconnect"
                         session = smtp_session("127.0.0.1", node.submission_port, lab.api_key)
                     code, stage = smtp_submit(None, None, lab.api_key, chaos_id, recipient(index), session=session)
                     if code != "250":
                         session.rset()
                 except Exception as error:  # the session broke; a new one is opened next time
-                    code, stage = "error:%s" % type(error).__name__, "session"
+                    if stage == "reconnect":
+                        code = "error:%s" % type(error).__name__
                     session = None
             with lock:
                 probes.append((node.name, "smtp-new" if fresh else "smtp-open", chaos_id, began, time.time(), code, stage))
@@ -402,7 +415,11 @@ def scenario_outage(lab, report, outage_seconds):
     direct = [(p[3], p[4], p[5], p[1], p[6]) for p in probes]
     api_outage = [item for item in window(direct, down_at, up_started) if item[3] == "api"]
     smtp_outage = [item for item in window(direct, down_at, up_started) if item[3].startswith("smtp")]
-    slowest = max([item[1] - item[0] for item in lb_outage + api_outage + smtp_outage] or [0])
+    # Hangs: any request that overlapped the outage (started up to 2 s before the stop) and took over 15 s, or
+    # was given up by the client (20 s socket timeout).
+    overlapping = [item for item in lb + direct if down_started - 2 <= item[0] <= up_started]
+    slowest = max([item[1] - item[0] for item in overlapping] or [0])
+    hung = [item for item in overlapping if item[1] - item[0] > 15 or item[2] == "timeout"]
     def seconds(items):
         durations = sorted(item[1] - item[0] for item in items) or [0]
         return "answered in %.1f s median, %.1f s at most" % (durations[len(durations) // 2], durations[-1])
@@ -420,10 +437,14 @@ def scenario_outage(lab, report, outage_seconds):
                      answers and all(item[2].startswith("4") for item in answers),
                      "%d attempts: %s, %s" % (len(answers), histogram("%s at %s" % (item[2], item[4]) for item in answers),
                                               seconds(answers)))
-    report.check("no request hung or crashed a connection during the outage",
-                 slowest < 15 and hung_workers == 0 and not any(
-                     item[2] in ("timeout", "error") or item[2].startswith("error") for item in lb_outage + api_outage + smtp_outage),
-                 "slowest answer %.1f s" % slowest)
+    broken = [item for item in overlapping if item[2] == "error" or item[2].startswith("error")]
+    report.check("no request hung (> 15 s) or lost its connection during the outage",
+                 not hung and not broken and hung_workers == 0, known_bug="outage-stuck-calls", detail=
+                 "%d requests overlapped the outage; slowest answer %.1f s; over 15 s: %s; broken connections: %s"
+                 % (len(overlapping), slowest,
+                    histogram("%s %s%s" % (item[3] if len(item) > 3 else "api-lb", item[2], " at " + item[4] if len(item) > 4 and item[4] else "")
+                              for item in hung),
+                    histogram("%s %s" % (item[3] if len(item) > 3 else "api-lb", item[2]) for item in broken)))
     if ready_after is not None:
         report.check("every node ready again by itself after PostgreSQL came back", True,
                      "/readyz 200 on all nodes %.1f s after the start, all UP in HAProxy after %.1f s"
@@ -439,17 +460,33 @@ def scenario_outage(lab, report, outage_seconds):
         json.dump({"down_at": down_at, "up_started": up_started, "up_at": up_at,
                    "through_haproxy": [(r.chaos_id, r.started, r.finished, r.status) for r in results],
                    "straight_to_nodes": probes}, file)
-    waited = wait_delivered(lab, record, accepted, 180)
+    waited = wait_delivered(lab, record, accepted, 90)
     delivered = record.poll().received(accepted)
     explain_lost(lab, report, [chaos_id for chaos_id in accepted if chaos_id not in record.arrivals])
     report.check("every message accepted before, during and after the outage delivered (lost = 0)",
-                 delivered == len(accepted),
+                 delivered == len(accepted), known_bug="outage-stuck-calls", detail=
                  "%d accepted (%d through HAProxy before the stop, %d after the start; %d straight to the nodes by API"
                  " or SMTP), %d delivered, lost %d, %d duplicates"
                  % (len(accepted), before, after, sum(1 for p in probes if p[5] in ("202", "250")), delivered,
                     len(accepted) - delivered, len(record.duplicates(accepted))))
-    if waited is not None:
-        wait_for("the queue to be empty", lambda: lab.pending() == 0, 120, 0.5)
+    if waited is None:
+        return
+    # Every delivery must also be recorded: a node whose outcome writes stopped keeps its recipients leased
+    # (renewed) and "queued" although the sink has them, and sends them all again when it restarts.
+    try:
+        wait_for("the queue to be empty", lambda: lab.pending() == 0, 60, 0.5)
+        report.check("every delivery recorded in PostgreSQL after the outage (queue empty)", True)
+    except TimeoutError:
+        owners = lab.postgres.query(
+            "SELECT coalesce(q.lease_owner::text, 'none'), count(*), min(m.created_at)::text FROM queue q"
+            " JOIN messages m ON m.id = q.message_id GROUP BY 1 ORDER BY 2 DESC")
+        arrived = sum(1 for row in lab.postgres.query(
+            "SELECT m.subject FROM queue q JOIN messages m ON m.id = q.message_id")
+                      if row[0].startswith("chaos ") and row[0][6:] in record.poll().arrivals)
+        report.check("every delivery recorded in PostgreSQL after the outage (queue empty)", False,
+                     known_bug="outage-stuck-calls", detail=
+                     "queue rows 60 s later by lease owner: %s; %d of them had already arrived at the sinks"
+                     % ("; ".join("%s: %s rows, oldest message %s" % tuple(row) for row in owners), arrived))
 
 
 def scenario_tarpit(lab, report, count, tarpit_count):
@@ -508,13 +545,16 @@ def scenario_tarpit(lab, report, count, tarpit_count):
                  "%d connections, %d delivered" % (record.tarpit_connections, tarpit_delivered))
 
 
-def scenario_throughput(relay, report, count, work_root, node_counts=(1, 2, 3)):
-    report.section("throughput: %d queued messages drained by 1, 2 and 3 worker nodes" % count)
+def scenario_throughput(relay, report, count, work_root, sink, node_counts=(1, 2, 3)):
+    """A queue of `count` messages (filled by an API-only node with POST /v1/messages/batch) drained by 1, 2 and 3
+    worker-only nodes, each run in a fresh lab with the same sinks. The rate is (count - 1) / (last delivery -
+    first delivery), the deliveries' times being when their outcomes were written (recipients.updated_at)."""
+    label = {"smtp-sink": "Postfix smtp-sink", "record": "the recording aiosmtpd sinks"}[sink]
+    report.section("throughput: %d queued messages drained by 1, 2 and 3 worker nodes, to %s" % (count, label))
     rates = {}
     for workers in node_counts:
-        work = tempfile.mkdtemp(prefix="n%d-" % workers, dir=work_root)
-        # One API node to fill the queue, then `workers` nodes with only the worker role drain it.
-        lab = Lab(relay, work, ["api"] + ["worker"] * workers, haproxy=False)
+        work = tempfile.mkdtemp(prefix="n%d-%s-" % (workers, sink), dir=work_root)
+        lab = Lab(relay, work, ["api"] + ["worker"] * workers, haproxy=False, sink=sink)
         ACTIVE.append(lab)
         try:
             lab.start(start_nodes=False)
@@ -529,27 +569,40 @@ def scenario_throughput(relay, report, count, work_root, node_counts=(1, 2, 3)):
                                        token=lab.api_key, timeout=120)
                 if status not in (200, 202, 207):
                     raise RuntimeError("batch send answered %s: %s" % (status, str(body)[:300]))
-            record = SinkRecord(lab.record_path)
+            peers = [process.pid for process in lab.processes]
+            # PostgreSQL forks a backend per new connection: its processes are listed again at the end.
+            cpu_before = (lablib.cpu_by_pid(peers), lablib.cpu_by_pid(lablib.postgres_pids(lab)))
             started = time.time()
             lab.start_nodes(lab.nodes[1:])
-            waited = wait_delivered(lab, record, ids, 900)
-            record.poll()
-            arrivals = sorted(min(record.arrivals[i]) for i in ids if i in record.arrivals)
-            if waited is None or len(arrivals) < 2:
+
+            def delivered():
+                return int(lab.postgres.query("SELECT count(*) FROM recipients WHERE status = 'delivered'")[0][0])
+
+            try:
+                wait_for("%d deliveries" % count, lambda: delivered() == count, 900, 0.5)
+            except TimeoutError:
                 report.check("%d worker node(s): %d messages delivered" % (workers, count), False,
-                             "%d/%d delivered" % (len(arrivals), count))
+                             "%d/%d delivered after 900 s" % (delivered(), count))
                 continue
-            span = arrivals[-1] - arrivals[0]
-            rates[workers] = (count - 1) / span
-            report.check("%d worker node(s): %d messages delivered, no duplicates" % (workers, count),
-                         not record.duplicates(ids),
-                         "first arrival %.1f s after the workers were started, last %.1f s after the first: %.0f messages/s"
-                         % (arrivals[0] - started, span, rates[workers]))
+            wall = time.time() - started
+            cpu = (lablib.cpu_seconds([node.pid for node in lab.nodes[1:]]), lablib.cpu_seconds(peers, cpu_before[0]),
+                   lablib.cpu_seconds(lablib.postgres_pids(lab), cpu_before[1]))
+            first, last = (float(value) for value in lab.postgres.query(
+                "SELECT extract(epoch FROM min(updated_at)), extract(epoch FROM max(updated_at)) FROM recipients")[0])
+            rates[workers] = (count - 1) / (last - first)
+            attempts = lab.postgres.query("SELECT count(*), round(avg(duration_ms)) FROM attempts")[0]
+            report.check("%d worker node(s): %d messages delivered" % (workers, count), int(attempts[0]) == count,
+                         "first delivery %.1f s after the workers were started, last %.1f s after the first: "
+                         "%.0f messages/s; %s attempts of %s ms on average; CPU over the %.0f s: workers %.1f s, "
+                         "sinks and DNS %.1f s, PostgreSQL %.1f s (of %.0f core-seconds)"
+                         % (first - started, last - first, rates[workers], attempts[0], attempts[1], wall, cpu[0],
+                            cpu[1], cpu[2], wall * os.cpu_count()))
         finally:
             lab.close()
             ACTIVE.remove(lab)
     if 1 in rates:
-        report.info("ratios to 1 node: " + ", ".join("%d nodes %.2f×" % (n, rates[n] / rates[1]) for n in sorted(rates)))
+        report.info("ratios to 1 node (%s): " % label
+                    + ", ".join("%d nodes %.2f×" % (n, rates[n] / rates[1]) for n in sorted(rates)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -564,6 +617,8 @@ def main():
     parser.add_argument("--outage-seconds", type=int, default=30)
     parser.add_argument("--tarpit-messages", type=int, default=1000, help="tarpit: messages to the other domains")
     parser.add_argument("--throughput-messages", type=int, default=10000)
+    parser.add_argument("--throughput-sinks", default="smtp-sink,record",
+                        help="throughput: comma-separated sink kinds, smtp-sink and/or record (default both)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) after a pass too")
     parser.add_argument("scenarios", nargs="*", help="kill9, outage, tarpit, throughput (default: kill9 outage tarpit)")
     args = parser.parse_args()
@@ -611,7 +666,8 @@ def main():
                 except (TimeoutError, RuntimeError) as error:
                     report.check("scenario %s ran to its end" % name, False, str(error))
         if "throughput" in scenarios:
-            scenario_throughput(relay, report, args.throughput_messages, work_root)
+            for sink in args.throughput_sinks.split(","):
+                scenario_throughput(relay, report, args.throughput_messages, work_root, sink)
     finally:
         for lab in list(ACTIVE):
             lab.close()

@@ -100,6 +100,14 @@ def http_status(port, path, timeout=2):
         return None
 
 
+def _accepts(host, port):
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 class Postgres:
     """A throwaway PostgreSQL cluster (initdb/pg_ctl; as root through `runuser -u postgres --`)."""
 
@@ -327,8 +335,11 @@ class HAProxy:
 class Lab:
     """PostgreSQL, dnsmasq, the MX peers, nodes and (optionally) HAProxy, in a fresh work directory."""
 
-    def __init__(self, relay, work, node_roles, haproxy=True, extra_environment=None):
+    def __init__(self, relay, work, node_roles, haproxy=True, extra_environment=None, sink="record"):
+        """`sink`: "record" (peers.py: aiosmtpd sinks recording each X-Chaos-Id, and the tarpit) or "smtp-sink"
+        (Postfix's smtp-sink on the sink addresses: C, PIPELINING, records nothing; for throughput)."""
         self.relay = relay
+        self.sink = sink
         self.work = work
         os.chmod(work, 0o755)
         self.secret_key = base64.b64encode(os.urandom(32)).decode()
@@ -397,6 +408,14 @@ class Lab:
             probe.close()
 
     def _start_peers(self):
+        if self.sink == "smtp-sink":
+            binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+            user = ["-u", "nobody"] if os.geteuid() == 0 else []
+            for address in SINK_ADDRESSES:
+                self._spawn([binary] + user + ["-m", "1000", "%s:%d" % (address, self.mx_port), "1024"], "smtp-sink.log")
+            for address in SINK_ADDRESSES:
+                wait_for("smtp-sink on %s" % address, lambda: _accepts(address, self.mx_port), 10)
+            return
         arguments = [os.environ.get("PYTHON", "python3"), os.path.join(HERE, "peers.py"), "--port", str(self.mx_port),
                      "--record", self.record_path]
         for address in SINK_ADDRESSES:
@@ -453,6 +472,45 @@ class Lab:
                     process.kill()
                     process.wait()
         self.postgres.close()
+
+
+def cpu_by_pid(pids):
+    """{pid: user + system CPU seconds used so far} for the processes `pids` that still exist (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    result = {}
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as file:
+                fields = file.read().rsplit(")", 1)[1].split()
+            result[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return result
+
+
+def cpu_seconds(pids, since=None):
+    """CPU seconds used by `pids`, minus what each had used at `since` (a cpu_by_pid result), if given."""
+    since = since or {}
+    return sum(value - since.get(pid, 0.0) for pid, value in cpu_by_pid(pids).items())
+
+
+def postgres_pids(lab):
+    """The postmaster of the lab's PostgreSQL and all its children (backends, writers)."""
+    try:
+        with open(os.path.join(lab.postgres.directory, "postmaster.pid")) as file:
+            postmaster = int(file.readline())
+    except (OSError, ValueError):
+        return []
+    pids = [postmaster]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as file:
+                    if int(file.read().rsplit(")", 1)[1].split()[1]) == postmaster:
+                        pids.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return pids
 
 
 class SinkRecord:
