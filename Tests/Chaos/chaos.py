@@ -676,7 +676,8 @@ def main():
         print("\nchaos: logs kept in %s" % work_root)
     else:
         shutil.rmtree(work_root, ignore_errors=True)
-    known = (", %d known bug(s): %s" % (len(report.known), ", ".join(report.known))) if report.known else ""
+    known = ", %d check(s) failed with a known bug: %s" % (len(report.known), ", ".join(
+        "%s ×%d" % (name, report.known.count(name)) for name in sorted(set(report.known)))) if report.known else ""
     print("chaos: %s, %d check(s) failed%s, %.0f s" % ("FAILED" if report.failures else "passed", report.failures, known, elapsed))
     return 1 if report.failures else 0
 
