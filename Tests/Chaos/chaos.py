@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import signal
+import smtplib
 import sys
 import tempfile
 import threading
@@ -355,7 +356,9 @@ def scenario_outage(lab, report, outage_seconds):
                         session.rset()
                 except Exception as error:  # the session broke; a new one is opened next time
                     if stage == "reconnect":
-                        code = "error:%s" % type(error).__name__
+                        # A refusal while reconnecting (454 at AUTH during the outage) is an answer like any other.
+                        code = str(error.smtp_code) if isinstance(error, smtplib.SMTPResponseException) \
+                            else "error:%s" % type(error).__name__
                     session = None
             with lock:
                 probes.append((node.name, "smtp-new" if fresh else "smtp-open", chaos_id, began, time.time(), code, stage))
