@@ -61,10 +61,10 @@ public struct RelaySubmissionBackend: SubmissionBackend {
             try await database.recordAuthFailure(ip: remoteAddress, window: settings.lockoutWindow)
             return .rejected
         } catch {
-            // Without the database nobody can be authenticated; a transient failure (454 would be ideal, but the
-            // session only knows accept/reject/lockout) is answered as a rejection and logged.
+            // Without the database nobody can be authenticated, but the credentials may well be right: 454 4.7.0
+            // (try again later), never 535, which tells the client its password is wrong.
             logger.error("SMTP AUTH could not reach the database", metadata: ["error": "\(String(reflecting: error))"])
-            return .rejected
+            return .temporaryFailure
         }
     }
 

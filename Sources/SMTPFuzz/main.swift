@@ -431,7 +431,7 @@ func fuzzSession(_ random: inout FuzzRandom) throws(Failure) {
             switch waiting {
             case .authenticate:
                 let principalIndex = random.below(3)
-                let result = random.pick([AuthenticationResult.accepted(principal: "p\(principalIndex)"), .rejected, .lockedOut])
+                let result = random.pick([AuthenticationResult.accepted(principal: "p\(principalIndex)"), .rejected, .lockedOut, .temporaryFailure])
                 try check(session.authenticationCompleted(random.chance(70) ? .accepted(principal: "p\(principalIndex)") : result))
             case .checkSender:
                 let accept = random.chance(80)

@@ -267,6 +267,8 @@ final class SMTPServerChannelHandler: ChannelDuplexHandler {
                 case .lockedOut:
                     handler.logger.notice("SMTP authentication locked out")
                     handler.outcome = "locked out"
+                case .temporaryFailure:
+                    handler.logger.notice("SMTP authentication could not be checked now (454)")
                 }
                 return handler.session.authenticationCompleted(result)
             }

@@ -62,6 +62,9 @@ public enum AuthenticationResult: Sendable, Equatable {
     case rejected
     /// Too many failures from this client: 421 4.7.0 and close.
     case lockedOut
+    /// The credentials could not be checked now (the account store is unreachable): 454 4.7.0, so the client
+    /// retries later instead of taking its password for wrong (RFC 4954 §6).
+    case temporaryFailure
 }
 
 /// What the backend decided about a MAIL FROM address.

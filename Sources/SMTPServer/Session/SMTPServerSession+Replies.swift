@@ -48,6 +48,7 @@ extension SMTPServerSession {
         static let authSucceeded = make(235, (2, 7, 0), "Authentication successful")
         static let authFailed = make(535, (5, 7, 8), "Authentication credentials invalid")
         static let authLockedOut = make(421, (4, 7, 0), "Too many failed authentication attempts, closing connection")
+        static let authTemporaryFailure = make(454, (4, 7, 0), "Temporary authentication failure, try again later")
         static let authNeedsTLS = make(538, (5, 7, 11), "Encryption required for requested authentication mechanism")
         static let authAlready = make(503, (5, 5, 1), "Already authenticated")
         static let authInTransaction = make(503, (5, 5, 1), "AUTH not allowed during a mail transaction")

@@ -315,6 +315,9 @@ public struct SMTPServerSession: Sendable {
         case .lockedOut:
             state = .closed
             return .replyAndClose(Replies.authLockedOut)
+        case .temporaryFailure:
+            // Not the client's error: it does not count towards `maximumErrors`.
+            return .reply(Replies.authTemporaryFailure)
         }
     }
 

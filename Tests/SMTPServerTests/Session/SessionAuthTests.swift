@@ -142,6 +142,17 @@ import SMTPServer
         #expect(session.isClosed)
     }
 
+    @Test func temporaryFailureIsA454AndTheClientMayTryAgain() {
+        var session = Self.ready()
+        _ = session.line("AUTH PLAIN \(plainCredentials("any", "right"))")
+        expectReply(session.authenticationCompleted(.temporaryFailure), 454, "4.7.0")
+        #expect(!session.isClosed)
+        #expect(session.principal == nil)
+        _ = session.line("AUTH PLAIN \(plainCredentials("any", "right"))")
+        expectReply(session.authenticationCompleted(.accepted(principal: "tenant-1")), 235, "2.7.0")
+        #expect(session.principal == "tenant-1")
+    }
+
     @Test func completionWithoutRequestIsIgnored() {
         var session = Self.ready()
         #expect(session.authenticationCompleted(.accepted(principal: "t")) == .none)
