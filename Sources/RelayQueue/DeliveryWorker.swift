@@ -43,6 +43,10 @@ public final class DeliveryWorker: Service, Sendable {
     private let slots: AsyncSemaphore
     /// Recipient ids this node holds a lease on and has not yet written an outcome for.
     private let inFlight = Mutex(Set<Int64>())
+    /// Claimed recipients per domain whose attempt has not finished. A domain at `perDomainLimit` is left out of
+    /// the claims, so that one whose MX hosts hang (a tarpit) holds at most about twice that many of the
+    /// worker's delivery slots and the other domains keep flowing.
+    private let domainLoad = Mutex([String: Int]())
     private let stopping = Atomic<Bool>(false)
     /// The VERP codec, loaded from the database when the worker starts (the key is cluster-wide).
     private let returnPath = Mutex<ReturnPath?>(nil)
@@ -145,7 +149,10 @@ public final class DeliveryWorker: Service, Sendable {
             let limit = min(configuration.claimBatchSize, max(free * 4, 16))
             let claimed: [ClaimedRecipient]
             do {
-                claimed = try await database.claim(owner: configuration.nodeID, limit: limit, lease: configuration.leaseTime)
+                let perDomain = Self.perDomainLimit(configuration)
+                let busy = domainLoad.withLock { load in load.filter { $0.value >= perDomain }.map(\.key) }
+                claimed = try await database.claim(owner: configuration.nodeID, limit: limit, lease: configuration.leaseTime,
+                                                   perDomain: perDomain, excluding: busy)
                 errorDelay = .milliseconds(100)
             } catch {
                 logger.warning("claiming work failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
@@ -170,6 +177,9 @@ public final class DeliveryWorker: Service, Sendable {
             }
             let codec = returnPath.withLock { $0 }
             var groups = DeliveryGroup.make(from: claimed.filter { $0.suppressedReason == nil }, returnPath: codec)[...]
+            domainLoad.withLock { load in
+                for group in groups { load[group.domain, default: 0] += group.recipients.count }
+            }
             while let group = groups.popFirst() {
                 await slots.acquire()
                 if stopping.load(ordering: .relaxed) {
@@ -178,15 +188,37 @@ public final class DeliveryWorker: Service, Sendable {
                     let ids = unstarted.flatMap { $0.recipients.map(\.recipientID) }
                     try? await database.releaseLeases(owner: configuration.nodeID, recipientIDs: ids)
                     inFlight.withLock { $0.subtract(ids) }
+                    for group in unstarted { finished(group) }
                     break
                 }
                 deliveries.addTask {
-                    defer { self.slots.release() }
+                    defer {
+                        self.slots.release()
+                        self.finished(group)
+                    }
                     let (outcomes, log) = await self.attempt(group)
                     writer.submit(outcomes, attempt: log)
                 }
             }
         }
+    }
+
+    /// The most recipients of one domain a claim takes, and the load at which the domain is left out of claims:
+    /// the per-host connection limit (a delivery beyond it would only wait for a connection).
+    static func perDomainLimit(_ configuration: WorkerConfiguration) -> Int {
+        max(configuration.maxConnectionsPerMX, 1)
+    }
+
+    /// Counts a group's attempt as finished; wakes the claim loop when its domain is no longer left out.
+    private func finished(_ group: DeliveryGroup) {
+        let limit = Self.perDomainLimit(configuration)
+        let reopened = domainLoad.withLock { load -> Bool in
+            let before = load[group.domain] ?? 0
+            let after = max(0, before - group.recipients.count)
+            load[group.domain] = after == 0 ? nil : after
+            return before >= limit && after < limit
+        }
+        if reopened { wakeup.signal() }
     }
 
     /// One attempt for one group, turned into rows to write.

@@ -119,16 +119,32 @@ extension RelayDatabase {
     /// the lease expiry, so if the owner dies the row is due again after the lease without any sweeper.
     /// `FOR UPDATE SKIP LOCKED` lets any number of workers on any number of nodes claim concurrently without
     /// waiting on each other or claiming the same row.
-    public func claim(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
+    ///
+    /// With `perDomain`, at most that many rows of one recipient domain are claimed, and none of the domains in
+    /// `excluding` (those this node already has enough of in flight): a domain whose MX hosts are slow or dead
+    /// then holds a bounded share of the worker, and the other domains keep flowing.
+    public func claim(owner: UUID, limit: Int, lease: Duration, perDomain: Int? = nil,
+                      excluding: [String] = []) async throws -> [ClaimedRecipient] {
         // Bounded like request-path calls, so that a worker whose database is down still notices a shutdown.
-        try await withDeadline { [self] in try await claimNow(owner: owner, limit: limit, lease: lease) }
+        try await withDeadline { [self] in
+            try await claimNow(owner: owner, limit: limit, lease: lease, perDomain: perDomain, excluding: excluding)
+        }
     }
 
-    private func claimNow(owner: UUID, limit: Int, lease: Duration) async throws -> [ClaimedRecipient] {
+    private func claimNow(owner: UUID, limit: Int, lease: Duration, perDomain: Int?, excluding: [String]) async throws -> [ClaimedRecipient] {
+        // The due rows: the oldest `limit` of a window 4 × wider, at most `perDomain` of them per domain.
+        let perDomain = perDomain ?? limit
         let rows = try await client.query("""
-            WITH due AS (
-                SELECT recipient_id, message_id FROM queue WHERE due_at <= now()
-                ORDER BY due_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            WITH candidates AS (
+                SELECT recipient_id, domain, due_at FROM queue
+                WHERE due_at <= now() AND NOT (domain = ANY(\(excluding)::text[]))
+                ORDER BY due_at LIMIT \(limit * 4)
+            ), ranked AS (
+                SELECT recipient_id, due_at, row_number() OVER (PARTITION BY domain ORDER BY due_at) AS n FROM candidates
+            ), due AS (
+                SELECT q.recipient_id, q.message_id FROM queue q JOIN ranked ON ranked.recipient_id = q.recipient_id
+                WHERE ranked.n <= \(perDomain) AND q.due_at <= now()
+                ORDER BY ranked.due_at LIMIT \(limit) FOR UPDATE OF q SKIP LOCKED
             ), checked AS (
                 -- Rows of a tenant the reputation guard paused are held, not claimed: due at 'infinity' until an
                 -- admin resumes the tenant (resumeTenant makes them due again).
@@ -206,6 +222,9 @@ extension RelayDatabase {
         let attemptTLS = attempts.map { $0.tlsVersion ?? "" }
         let attemptDurations = attempts.map(\.durationMs)
         let transcripts = try attempts.map { try TranscriptCoding.encode($0.transcript) }
+        // Bounded, so a call lost in an outage cannot stall the writer for good; a retry after a commit the
+        // client never heard of is harmless (only rows still leased by `owner` change, attempts are kept once).
+        return try await withDeadline(requestTimeout * 6) { [self] in
         let rows = try await client.query("""
             WITH o AS (
                 SELECT * FROM unnest(\(ids)::bigint[], \(statuses)::text[], \(increments)::int[], \(nexts)::timestamptz[],
@@ -303,37 +322,45 @@ extension RelayDatabase {
                             \(attemptStarts)::timestamptz[], \(attemptDomains)::text[], \(attemptMXs)::text[],
                             \(attemptIPs)::text[], \(attemptTLS)::text[], \(attemptDurations)::int[], \(transcripts)::text[])
                     AS a(id, tenant_id, message_id, started_at, domain, mx, remote_ip, tls_version, duration, transcript)
+                ON CONFLICT DO NOTHING
             )
             SELECT count(*)::bigint FROM upd
             """, logger: logger)
         for try await count in rows.decode(Int.self) { return count }
         return 0
+        }
     }
 
     /// Extends the lease of rows this owner is still working on (deliveries can outlast a lease: RFC 5321
     /// allows 10 minutes for the reply to end of data).
     public func renewLeases(owner: UUID, recipientIDs: [Int64], lease: Duration) async throws {
         if recipientIDs.isEmpty { return }
-        try await client.query("""
-            UPDATE queue SET due_at = now() + make_interval(secs => \(lease.seconds))
-            WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
-            """, logger: logger)
+        try await withDeadline { [self] in
+            try await client.query("""
+                UPDATE queue SET due_at = now() + make_interval(secs => \(lease.seconds))
+                WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
+                """, logger: logger)
+        }
     }
 
     /// Gives claimed rows back (graceful shutdown before they were attempted): due at once, no owner.
     public func releaseLeases(owner: UUID, recipientIDs: [Int64]) async throws {
         if recipientIDs.isEmpty { return }
-        try await client.query("""
-            UPDATE queue SET due_at = now(), lease_owner = NULL
-            WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
-            """, logger: logger)
+        try await withDeadline { [self] in
+            try await client.query("""
+                UPDATE queue SET due_at = now(), lease_owner = NULL
+                WHERE lease_owner = \(owner) AND recipient_id = ANY(\(recipientIDs)::bigint[])
+                """, logger: logger)
+        }
     }
 
     /// The stored message bytes.
     public func messageBody(messageID: UUID) async throws -> ByteBuffer? {
-        let rows = try await client.query("SELECT body FROM message_bodies WHERE message_id = \(messageID)", logger: logger)
-        for try await body in rows.decode(ByteBuffer.self) { return body }
-        return nil
+        try await withDeadline(requestTimeout * 6) { [self] in
+            let rows = try await client.query("SELECT body FROM message_bodies WHERE message_id = \(messageID)", logger: logger)
+            for try await body in rows.decode(ByteBuffer.self) { return body }
+            return nil
+        }
     }
 
     /// Counts queue rows by state (waiting vs leased), for readiness output and tests.

@@ -32,21 +32,30 @@ public final class RelayDatabase: Sendable {
     /// and `StoreError.unavailable` is thrown, so the API answers 503 instead of hanging. Background jobs use it
     /// too: a call left waiting for a connection while the database is down keeps the pool retrying with a
     /// growing backoff, which would delay the recovery of everything else.
+    ///
+    /// The deadline holds even when the operation ignores its cancellation: the chaos suite saw calls that were
+    /// in flight when PostgreSQL stopped never return after it came back. So the operation runs in its own task
+    /// and the caller is answered by whichever comes first, the operation or the deadline; a late operation is
+    /// cancelled and left to finish on its own.
     func withDeadline<T: Sendable>(_ timeout: Duration? = nil, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = timeout ?? requestTimeout
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await operation() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+        let race = DeadlineRace<T>()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                race.start(continuation)
+                let work = Task {
+                    do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
+                }
+                let timer = Task {
+                    try? await Task.sleep(for: timeout)
+                    race.finish(.failure(StoreError(code: .unavailable, description: "the database did not answer within \(timeout)")))
+                }
+                race.onFinish { work.cancel(); timer.cancel() }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw StoreError(code: .unavailable, description: "the database did not answer within \(timeout)")
-            }
-            return result
+        } onCancel: {
+            race.finish(.failure(CancellationError()))
         }
     }
 
@@ -120,5 +129,50 @@ extension Error {
     var isUniqueViolation: Bool {
         guard let error = self as? PSQLError, error.code == .server else { return false }
         return error.serverInfo?[.sqlState] == "23505"
+    }
+}
+
+/// The first of an operation's result, its deadline and the caller's cancellation resumes the caller, once.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var cleanup: (@Sendable () -> Void)?
+        var done = false
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let early = state.early { return early }
+            state.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// Registers what to do once decided (cancel the losers); runs at once if already decided.
+    func onFinish(_ cleanup: @escaping @Sendable () -> Void) {
+        let runNow = state.withLock { state -> Bool in
+            if state.done { return true }
+            state.cleanup = cleanup
+            return false
+        }
+        if runNow { cleanup() }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let (continuation, cleanup) = state.withLock { state -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+            if state.done { return (nil, nil) }
+            state.done = true
+            let continuation = state.continuation
+            state.continuation = nil
+            if continuation == nil { state.early = result }
+            let cleanup = state.cleanup
+            state.cleanup = nil
+            return (continuation, cleanup)
+        }
+        continuation?.resume(with: result)
+        cleanup?()
     }
 }

@@ -30,6 +30,25 @@ import Testing
         }
     }
 
+    /// A claim takes at most `perDomain` rows of one domain and none of an excluded (busy) domain, so a domain
+    /// whose MX hangs cannot fill a worker with its mail.
+    @Test func aClaimTakesABoundedShareOfEachDomainAndNoneOfABusyOne() async throws {
+        try await withMigratedStore { database, tenant in
+            let crowded = message(tenant: tenant, recipients: (0..<8).map { "r\($0)@crowded.test" })
+            _ = try await database.enqueue(crowded, idempotency: nil)
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["a@quiet.test", "b@quiet.test"]), idempotency: nil)
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["c@other.test"]), idempotency: nil)
+            let first = try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 3)
+            let byDomain = Dictionary(grouping: first, by: \.domain).mapValues(\.count)
+            #expect(byDomain == ["crowded.test": 3, "quiet.test": 2, "other.test": 1])
+            // The crowded domain is busy on this node now: the next claim leaves it out entirely.
+            #expect(try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 3,
+                                             excluding: ["crowded.test"]).isEmpty)
+            let rest = try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 10)
+            #expect(rest.count == 5 && rest.allSatisfy { $0.domain == "crowded.test" })
+        }
+    }
+
     @Test func expiredLeaseIsTakenOverAndTheOldOwnerCannotWrite() async throws {
         try await withMigratedStore { database, tenant in
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
