@@ -27,8 +27,10 @@ public struct DeliveryReply: Sendable, Hashable, Codable {
 public enum DeliveryOutcome: Sendable, Hashable {
     /// 2xx after end of data.
     case delivered(DeliveryReply)
-    /// 4xx reply, or a network/DNS failure described in `detail` (then `reply` is nil).
-    case deferred(reply: DeliveryReply?, detail: String)
+    /// 4xx reply, or a network/DNS failure described in `detail` (then `reply` is nil). `reason` is
+    /// `outcome_unknown` when the connection was lost after the end of the data, before the reply: the message
+    /// may have been accepted, and the retry may deliver it twice.
+    case deferred(reply: DeliveryReply?, detail: String, reason: String? = nil)
     /// 5xx reply: the recipient or the message was rejected permanently.
     case bounced(DeliveryReply)
     /// Given up without a permanent SMTP rejection; `reason` is a short label (`expired`,
@@ -53,23 +55,29 @@ public enum DeliveryOutcome: Sendable, Hashable {
     public var reply: DeliveryReply? {
         switch self {
         case .delivered(let reply), .bounced(let reply), .requeue(let reply): reply
-        case .deferred(let reply, _), .failed(_, _, let reply): reply
+        case .deferred(let reply, _, _), .failed(_, _, let reply): reply
         }
     }
 
     /// Human-readable text for logs and the API when there is no SMTP reply.
     public var detail: String? {
         switch self {
-        case .deferred(_, let detail), .failed(_, let detail, _): detail
+        case .deferred(_, let detail, _), .failed(_, let detail, _): detail
         default: nil
         }
     }
 
     /// The failure reason label, if any.
     public var reason: String? {
-        if case .failed(let reason, _, _) = self { return reason }
-        return nil
+        switch self {
+        case .failed(let reason, _, _): reason
+        case .deferred(_, _, let reason): reason
+        default: nil
+        }
     }
+
+    /// The reason of a deferral whose outcome is unknown (connection lost after the end of the data).
+    public static let outcomeUnknown = "outcome_unknown"
 }
 
 /// Classifies SMTP replies into outcomes. Every place that turns a reply into a recipient state calls this.

@@ -275,9 +275,12 @@ struct Deliverer: Sendable {
                     let detail = error.phase == .endOfData
                         ? "outcome unknown, will retry (a duplicate is possible): \(error)"
                         : "\(error)"
-                    outcomes += chunk.map { ($0, .deferred(reply: error.reply.map(DeliveryReply.init), detail: "\(host) [\(address)]: \(detail)")) }
+                    let unknown = error.phase == .endOfData ? DeliveryOutcome.outcomeUnknown : nil
+                    outcomes += chunk.map {
+                        ($0, .deferred(reply: error.reply.map(DeliveryReply.init), detail: "\(host) [\(address)]: \(detail)", reason: unknown))
+                    }
                     for (_, rest) in chunks {
-                        outcomes += rest.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: \(detail)")) }
+                        outcomes += rest.map { ($0, .deferred(reply: nil, detail: "\(host) [\(address)]: not sent: \(error)")) }
                     }
                     return .done(session(outcomes))
                 } catch {

@@ -355,11 +355,11 @@ public final class DeliveryWorker: Service, Sendable {
     static func completion(for recipient: ClaimedRecipient, outcome: DeliveryOutcome, mx: String?, durationMs: Int,
                            now: Date, policy: RetryPolicy) -> CompletedDelivery {
         switch outcome {
-        case .deferred(let reply, let detail):
+        case .deferred(let reply, let detail, let reason):
             let attempts = recipient.attempts + 1
             if let next = policy.nextAttempt(afterAttempts: attempts, now: now, expiresAt: recipient.expiresAt) {
                 return CompletedDelivery(recipientID: recipient.recipientID, status: .deferred, countsAsAttempt: true,
-                                         nextAttemptAt: next, reply: reply, detail: detail, mx: mx, reason: nil,
+                                         nextAttemptAt: next, reply: reply, detail: detail, mx: mx, reason: reason,
                                          durationMs: durationMs)
             }
             return CompletedDelivery(recipientID: recipient.recipientID, status: .failed, countsAsAttempt: true,

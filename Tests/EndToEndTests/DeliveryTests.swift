@@ -88,6 +88,31 @@ import Testing
         }
     }
 
+    /// The connection lost after the end of the data, before the reply: the recipient is deferred with reason
+    /// `outcome_unknown`, retried, and — as documented — may then arrive twice.
+    @Test func aConnectionLostAfterTheDataIsAnUnknownOutcomeAndIsRetried() async throws {
+        // A retry 4 s later leaves time to see the deferral even on a loaded machine.
+        try await withRelay({ $0.retryPolicy.initialDelay = .seconds(4); $0.retryPolicy.maximumDelay = .seconds(4) }) { relay, port in
+            let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
+            defer { Task { await sink.stop() } }
+            relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
+            relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
+            let id = try await relay.sendMessage(message(to: "vanish-once@dest.test"))
+            var unknown: [String: Any]?
+            try await waitUntil("the recipient is deferred with an unknown outcome", timeout: .seconds(20)) {
+                let recipient = try await relay.recipients(id).first ?? [:]
+                if recipient["status"] as? String == "deferred" { unknown = recipient }
+                return unknown != nil || recipient["status"] as? String == "delivered"
+            }
+            #expect(unknown?["reason"] as? String == "outcome_unknown")
+            #expect((unknown?["last_error"] as? String ?? "").contains("outcome unknown, will retry (a duplicate is possible)"))
+            let recipients = try await relay.waitUntilFinal(id, timeout: .seconds(30))
+            #expect(recipients[0]["status"] as? String == "delivered")
+            #expect(recipients[0]["reason"] is NSNull || recipients[0]["reason"] == nil)
+            #expect(try sink.received().count == 2, "the one duplicate window: the first copy had arrived")
+        }
+    }
+
     @Test func transientRejectionIsRetriedAndThenDelivered() async throws {
         try await withRelay { relay, port in
             let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)

@@ -19,6 +19,8 @@ Behaviour is chosen by the recipient's local part, so one sink serves many scena
   tempfail*    RCPT always answered 451 4.3.0
   datafail*    end of data answered 554 5.6.0 (when all recipients are datafail*)
   slow*        end of data answered after --slow-seconds (default 2)
+  vanish*      the first time an address is seen at the end of data, the message is recorded (it arrived) and
+               the connection is closed without a reply: the sender cannot know; accepted afterwards
   anything else: accepted
 --greeting CODE makes the server answer the connection with CODE (e.g. 421) and close.
 --connection-limit N answers a connection beyond N open ones with "421 4.7.0 Too many concurrent connections"
@@ -82,6 +84,11 @@ class Handler:
         with open(self.record, "a") as f:
             f.write(line + "\n")
             f.flush()
+        vanishing = [r for r in envelope.rcpt_tos if r.split("@", 1)[0].lower().startswith("vanish")
+                     and ("vanish", r) not in self.seen]
+        if vanishing:
+            self.seen.update(("vanish", r) for r in vanishing)
+            server.transport.close()
         return "250 2.0.0 Ok: queued"
 
 
