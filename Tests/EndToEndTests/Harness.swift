@@ -129,10 +129,21 @@ final class RelayHarness: Sendable {
     /// Graceful shutdown, as on SIGTERM; throws if the application failed.
     func stop() async throws {
         await group.triggerGracefulShutdown()
-        try await runTask.value
+        // A graceful shutdown that never ends is a bug to report, not a test run to hang until CI's limit.
+        let runTask = self.runTask
+        let ended = Mutex(false)
+        Task { _ = try? await runTask.value; ended.withLock { $0 = true } }
+        let finished = (try? await waitUntil("the graceful shutdown ends", timeout: Self.stopTimeout) { ended.withLock { $0 } }) != nil
         databaseTask.cancel()
         try? await dns.stop()
+        guard finished else {
+            throw TestSupportError("Relay on port \(port) did not finish its graceful shutdown within \(Self.stopTimeout)")
+        }
+        try await runTask.value
     }
+
+    /// How long `stop()` waits for a graceful shutdown.
+    static let stopTimeout: Duration = .seconds(120)
 
     /// An HTTP response with its body parsed as a JSON object when it is one.
     struct HTTPResult: Sendable {
