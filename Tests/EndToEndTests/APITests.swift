@@ -316,7 +316,9 @@ import Testing
         let bound = Mutex(false)
         let (port, group, task) = try await RelayHarness.startApplication(configuration) { _, _ in bound.withLock { $0 = true } }
         defer { Task { await group.triggerGracefulShutdown(); _ = try? await task.value } }
-        try await waitUntil("the node is ready") { (try? await RelayHarness.send(port: port, .GET, "/readyz").status) == 200 }
+        try await waitUntil("the node is ready", timeout: RelayHarness.startupTimeout) {
+            (try? await RelayHarness.send(port: port, .GET, "/readyz").status) == 200
+        }
         #expect(try await RelayHarness.send(port: port, .GET, "/v1/domains", bearer: "rly_x").status == 404)
         #expect(try await RelayHarness.send(port: port, .GET, "/healthz").status == 200)
         #expect(!bound.withLock { $0 }, "no SMTP listener without the smtp role")

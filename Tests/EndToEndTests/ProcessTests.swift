@@ -18,7 +18,7 @@ import Testing
     }
 
     /// Starts `relay serve` with the environment; waits until /readyz answers 200.
-    static func startRelay(_ environment: [String: String], port: Int, log: String, readyTimeout: Duration = .seconds(60)) async throws -> ChildProcess {
+    static func startRelay(_ environment: [String: String], port: Int, log: String, readyTimeout: Duration = RelayHarness.startupTimeout) async throws -> ChildProcess {
         var env = ProcessInfo.processInfo.environment
         for (key, value) in environment { env[key] = value }
         env["RELAY_HTTP_ADDR"] = "127.0.0.1:\(port)"
