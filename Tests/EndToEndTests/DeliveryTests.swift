@@ -237,15 +237,17 @@ import Testing
     }
 
     @Test func aRecipientStillDeferredAtItsLifetimeFailsAsExpired() async throws {
-        try await withRelay({ $0.retryPolicy.maximumLifetime = .seconds(3) }) { relay, port in
+        // 8 s: long enough for the first attempt (and its 451) to come first even while the whole suite starts.
+        try await withRelay({ $0.retryPolicy.maximumLifetime = .seconds(8) }) { relay, port in
             let sink = try await RecordingSMTPSink.start(host: "127.0.0.2", port: port)
             defer { Task { await sink.stop() } }
             relay.dns.set("dest.test", [.mx(preference: 10, exchange: "mx1.dest.test")])
             relay.dns.set("mx1.dest.test", [.a("127.0.0.2")])
             let id = try await relay.sendMessage(message(to: "tempfail@dest.test"))
-            let recipients = try await relay.waitUntilFinal(id, timeout: .seconds(30))
+            let recipients = try await relay.waitUntilFinal(id, timeout: .seconds(40))
             #expect(recipients[0]["status"] as? String == "failed")
             #expect(recipients[0]["reason"] as? String == "expired")
+            #expect((recipients[0]["attempts"] as? Int ?? 0) >= 1)
             #expect((recipients[0]["last_reply"] as? [String: Any])?["code"] as? Int == 451)
         }
     }

@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func nodesMigratingTogetherApplyEachMigrationOnce() async throws {
-        let url = try await TestDatabase.create()
+        let url = try await TestDatabase.create(migrated: false)
         let stores = try (0..<4).map { _ in try TestDatabase.connect(url) }
         defer { stores.forEach { $0.1.cancel() } }
         let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
