@@ -257,6 +257,7 @@ let package = Package(
             name: "RelayTestSupport",
             dependencies: [
                 "RelayStore", "RelayMigrations",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

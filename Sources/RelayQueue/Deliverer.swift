@@ -235,13 +235,13 @@ struct Deliverer: Sendable {
                     pool.opened(connection, slot: slot)
                     transcript += connection.takeTranscript().map(TranscriptLine.init)
                 } catch let error as SMTPClientError {
-                    if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
+                    if let slot { await pool.release(slot) }
                     transcript += error.transcript.map(TranscriptLine.init)
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     await noteThrottle(host: host, replies: [error.reply.map(DeliveryReply.init)], transcript: &transcript)
                     return .unreachable("\(host) [\(address)]: \(error)", error.recipientReply)
                 } catch {
-                    if let slot, let clusterLimiter = pool.clusterLimiter { await clusterLimiter.release(slot) }
+                    if let slot { await pool.release(slot) }
                     transcript.append(TranscriptLine(direction: "info", text: "\(error)"))
                     return .unreachable("\(host) [\(address)]: \(error)", nil)
                 }

@@ -402,28 +402,27 @@ public final class DeliveryWorker: Service, Sendable {
 
     private func renewConnectionSlotsPeriodically() async {
         guard let clusterLimiter = pool.clusterLimiter else { return }
-        let interval = Self.slotLease(configuration) / 3
-        while !Task.isCancelled {
-            try? await Task.sleep(for: interval)
-            if Task.isCancelled { return }
-            do {
-                try await clusterLimiter.renew()
-            } catch {
-                logger.warning("renewing MX connection slots failed", metadata: ["error": "\(String(reflecting: error))"])
-            }
+        await every(Self.slotLease(configuration) / 3, failure: "renewing MX connection slots failed") {
+            try await clusterLimiter.renew()
         }
     }
 
     private func renewLeasesPeriodically() async {
-        let interval = configuration.leaseTime / 3
+        await every(configuration.leaseTime / 3, failure: "renewing leases failed") { [self] in
+            let ids = inFlight.withLock { Array($0) }
+            try await database.renewLeases(owner: configuration.nodeID, recipientIDs: ids, lease: configuration.leaseTime)
+        }
+    }
+
+    /// Runs `body` every `interval` until cancelled; a failure is logged and the next round tries again.
+    private func every(_ interval: Duration, failure: Logger.Message, _ body: () async throws -> Void) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: interval)
             if Task.isCancelled { return }
-            let ids = inFlight.withLock { Array($0) }
             do {
-                try await database.renewLeases(owner: configuration.nodeID, recipientIDs: ids, lease: configuration.leaseTime)
+                try await body()
             } catch {
-                logger.warning("renewing leases failed", metadata: ["error": "\(String(reflecting: error))"])
+                logger.warning(failure, metadata: ["error": "\(String(reflecting: error))"])
             }
         }
     }

@@ -58,12 +58,17 @@ final class MXConnectionPool: Sendable {
         if let slot { state.withLock { $0.clusterSlots[ObjectIdentifier(connection)] = slot } }
     }
 
+    /// Gives back a cluster slot taken for a connection that never opened.
+    func release(_ slot: ClusterConnectionLimiter.Slot) async {
+        await clusterLimiter?.release(slot)
+    }
+
     /// Closes a connection (QUIT when idle), forgets it and gives its cluster slot back.
     func close(_ connection: SMTPConnection) async {
         await connection.close()
         openConnections.subtract(1, ordering: .relaxed)
         let slot = state.withLock { $0.clusterSlots.removeValue(forKey: ObjectIdentifier(connection)) }
-        if let slot, let clusterLimiter { await clusterLimiter.release(slot) }
+        if let slot { await release(slot) }
     }
 
     /// The per-host limiter: a delivery holds one permit of its MX host while it uses a connection to it.

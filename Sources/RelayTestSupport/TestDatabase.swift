@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import PostgresNIO
@@ -72,10 +73,8 @@ public enum TestDatabase {
     }
 
     static func makeTemplate() async throws -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a over every migration's text
-        for migration in allMigrations {
-            for byte in migration.sql.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        }
+        let digest = Array(SHA256.hash(data: Array(allMigrations.map(\.sql).joined(separator: "\u{0}").utf8)))
+        let hash = digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let name = "relay_template_\(String(hash, radix: 16))"
         let building = name + "_building"
         let lock = Int64(bitPattern: hash)
