@@ -51,6 +51,7 @@ public func buildApplication(
     workerConfiguration.leaseTime = configuration.leaseTime
     workerConfiguration.maxConnectionsPerMX = configuration.mxMaxConnections
     workerConfiguration.mxThrottleTime = configuration.mxThrottleTime
+    workerConfiguration.connectionIdleTimeout = configuration.mxIdleTimeout
     workerConfiguration.bounceDomain = configuration.bounceDomain
     workerConfiguration.softBounces = configuration.softBouncePolicy
     workerConfiguration.publicURL = configuration.publicURL ?? "https://\(configuration.hostname)"

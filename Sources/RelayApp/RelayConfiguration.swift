@@ -37,6 +37,8 @@ public struct RelayConfiguration: Sendable {
     public var drainDelay: Duration?
     /// `RELAY_MX_MAX_CONNECTIONS` (default 10): concurrent connections to one MX host across the whole cluster.
     public var mxMaxConnections: Int = 10
+    /// How long an idle outbound connection is kept for reuse (default 5s; no environment variable: tests set it).
+    public var mxIdleTimeout: Duration = .seconds(5)
     /// `RELAY_MX_THROTTLE_TIME` (default 5m): how long a host that asked Relay to slow down keeps a lower limit.
     public var mxThrottleTime: Duration = .seconds(300)
     /// `RELAY_SMTP_VERIFY_CERTIFICATES` (default false): verify MX certificates when using STARTTLS.
