@@ -180,7 +180,8 @@ final class RelayHarness: Sendable {
         } else if let rawBody {
             request.body = .bytes(ByteBuffer(bytes: rawBody))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        // Generous: a 500-message batch validates each item against the database, slowly while the suite starts.
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(90))
         let body = try await response.body.collect(upTo: 64 * 1024 * 1024)
         return HTTPResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) },
                           body: Array(body.readableBytesView))
