@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import Logging
 import RelayStore
 
@@ -113,6 +114,9 @@ public struct ManagedPostgres: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The server that pg_ctl starts must not inherit Relay's descriptors (NIO's sockets are not close-on-exec):
+        // it would keep Relay's listening ports and connections open after Relay exits.
+        SpawnActions.closeInheritedDescriptors(&actions)
         var cArguments = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0

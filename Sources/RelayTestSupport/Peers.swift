@@ -1,4 +1,5 @@
 import Foundation
+import RelayCore
 import Synchronization
 import NIOCore
 import NIOPosix
@@ -62,6 +63,10 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process: NIO's sockets are not close-on-exec, and a peer that inherited one kept it
+        // open — a connection the tests had closed stayed open (no FIN) for as long as the peer ran, and a peer
+        // left running after a killed run held a PostgreSQL session (and its advisory lock) for good.
+        SpawnActions.closeInheritedDescriptors(&actions)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }

@@ -15,27 +15,22 @@ enum TestPeers {
     final class Peer: Sendable {
         let port: Int
         let directory: URL
-        private let process: Process
+        private let child: ChildProcess
 
-        init(port: Int, directory: URL, process: Process) {
+        init(port: Int, directory: URL, child: ChildProcess) {
             self.port = port
             self.directory = directory
-            self.process = process
+            self.child = child
         }
 
         var address: SocketAddress {
             get throws { try SocketAddress(ipAddress: "127.0.0.1", port: port) }
         }
 
+        /// Kills the peer (it is reaped when the test process ends) and removes its directory; synchronous, so that
+        /// it can run in a `defer`, and never blocks a concurrency thread waiting for the exit.
         func stop() {
-            if process.isRunning {
-                // SIGKILL: a child started from a Swift concurrency thread inherits its blocked signal mask,
-                // so SIGTERM may never arrive.
-                kill(process.processIdentifier, SIGKILL)
-                // Poll rather than waitUntilExit(), which spins its run loop and never returns if the exit is missed.
-                let deadline = ContinuousClock.now + .seconds(5)
-                while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-            }
+            child.signal(SIGKILL)
             try? FileManager.default.removeItem(at: directory)
         }
 
@@ -135,8 +130,8 @@ enum TestPeers {
     /// Starts the aiosmtpd server and waits until it accepts connections.
     static func startAiosmtpd(tls: Bool = false, pipelining: Bool = false, silent: Bool = false) async throws -> Peer {
         let python = try findExecutable("python3", hint: "install Python 3")
-        let check = try run(python, ["-c", "import aiosmtpd"])
-        guard check == 0 else {
+        let check = try await runToCompletion(python.path, ["-c", "import aiosmtpd"])
+        guard check.status == 0 else {
             throw MissingPeer(description: "Python module aiosmtpd is missing: install it with `pip install aiosmtpd`")
         }
         let directory = try makeDirectory()
@@ -171,18 +166,11 @@ enum TestPeers {
     // MARK: - Plumbing
 
     private static func start(_ executable: URL, _ arguments: [String], port: Int, directory: URL) async throws -> Peer {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
         let log = directory.appendingPathComponent("peer.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        let peer = Peer(port: port, directory: directory, process: process)
+        let child = try ChildProcess(executable.path, arguments, logPath: log.path)
+        let peer = Peer(port: port, directory: directory, child: child)
         do {
-            try await waitUntilAccepting(port: port, process: process, log: log)
+            try await waitUntilAccepting(port: port, child: child, name: executable.lastPathComponent, log: log)
         } catch {
             peer.stop()
             throw error
@@ -191,13 +179,13 @@ enum TestPeers {
     }
 
     /// Polls a TCP connect to the port until it succeeds (or the process exits, or 20 s pass).
-    private static func waitUntilAccepting(port: Int, process: Process, log: URL) async throws {
+    private static func waitUntilAccepting(port: Int, child: ChildProcess, name: String, log: URL) async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connectTimeout(.milliseconds(500))
         while ContinuousClock.now < deadline {
-            guard process.isRunning else {
+            guard child.isRunning else {
                 let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                throw MissingPeer(description: "\(process.executableURL?.lastPathComponent ?? "peer") exited: \(output)")
+                throw MissingPeer(description: "\(name) exited: \(output)")
             }
             if let channel = try? await bootstrap.connect(host: "127.0.0.1", port: port).get() {
                 try? await channel.close()
@@ -222,24 +210,6 @@ enum TestPeers {
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
         }
         throw MissingPeer(description: "\(name) not found on PATH: \(hint)")
-    }
-
-    @discardableResult
-    static func run(_ executable: URL, _ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // Bounded polling, not waitUntilExit(), which can miss the exit and block a concurrency thread for good.
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning, ContinuousClock.now < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            throw MissingPeer(description: "\(executable.path) did not finish within 60 s")
-        }
-        return process.terminationStatus
     }
 
     private static func makeDirectory() throws -> URL {
