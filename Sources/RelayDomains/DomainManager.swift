@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import RelayStore
 import ServiceLifecycle
 import Synchronization
@@ -45,7 +46,7 @@ public final class DomainManager: Sendable {
 
     /// Registers a domain with a fresh RSA and Ed25519 key (both active: they sign as soon as a record verifies).
     public func register(tenantID: UUID, name: String) async throws -> DomainView {
-        let keys = try await keyring().newKeys(domain: name, date: Date(), taken: [], state: .active)
+        let keys = try await newKeys(domain: name, taken: [], state: .active)
         return view(try await database.addDomain(tenantID: tenantID, name: name, keys: keys))
     }
 
@@ -91,9 +92,17 @@ public final class DomainManager: Sendable {
         return try await domain(tenantID: tenantID, name: name)
     }
 
+    /// Fresh keys, made on NIO's blocking-work pool: an RSA-2048 key takes about 0.1 s of CPU, and dozens of
+    /// registrations at once would otherwise hold every thread of the concurrency pool (timers, sessions) that long.
+    private func newKeys(domain: String, taken: Set<String>, state: DKIMKeyState) async throws -> [StoredDKIMKey] {
+        let keyring = try await keyring()
+        return try await NIOThreadPool.singleton.runIfActive {
+            try keyring.newKeys(domain: domain, date: Date(), taken: taken, state: state)
+        }
+    }
+
     private func addKeys(to record: DomainRecord, tenantID: UUID, state: DKIMKeyState) async throws {
-        let keys = try await keyring().newKeys(domain: record.name, date: Date(), taken: Set(record.keys.map(\.selector)),
-                                               state: state)
+        let keys = try await newKeys(domain: record.name, taken: Set(record.keys.map(\.selector)), state: state)
         try await database.addDKIMKeys(tenantID: tenantID, domain: record.name, keys: keys)
     }
 
