@@ -3,9 +3,11 @@ import DNSTestServer
 import RelayTestSupport
 import Testing
 
-/// Runs `body` with a fresh test server and a resolver that asks only it.
+/// Runs `body` with a fresh test server and a resolver that asks only it. The default timeout is generous: these
+/// tests count queries, and a loaded machine (the whole suite starting at once on two cores) answered late enough
+/// for a 2 s timeout to send retries that the counts then included.
 private func withServer<Result>(
-    timeout: Duration = .seconds(2), attempts: Int = 2,
+    timeout: Duration = .seconds(15), attempts: Int = 2,
     _ body: (DNSTestServer, DNSResolver) async throws -> Result
 ) async throws -> Result {
     let server = try await DNSTestServer.start()
@@ -263,7 +265,7 @@ struct DNSResolverTests {
         server.set("tcp.six.test", [.a("127.0.0.6")])
         let address = try DNSServerAddress(parsing: "[::1]:\(server.address.port)")
         #expect(address == server.address)
-        let resolver = DNSResolver(servers: [address], timeout: .seconds(2))
+        let resolver = DNSResolver(servers: [address], timeout: .seconds(15))
         let six = try await resolver.addresses(of: "six.test")
         #expect(six == ["2001:db8::5"])
         let overTCP = try await resolver.addresses(of: "tcp.six.test")

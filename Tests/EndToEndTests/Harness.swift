@@ -37,6 +37,7 @@ final class RelayHarness: Sendable {
     private let databaseTask: Task<Void, Never>
     private let group: ServiceGroup
     private let runTask: Task<Void, any Error>
+    private let lifecycle: LifecycleLog
 
     /// How long a start may take: the schema gate opens only after migrations, and when the whole suite starts
     /// at once dozens of Relays migrate their databases together on two cores (one CI run needed more than 30 s).
@@ -65,7 +66,8 @@ final class RelayHarness: Sendable {
         configuration.requireVerifiedDomains = false
         configure(&configuration)
         let smtpPorts = Mutex<[String: Int]>([:])
-        let (port, group, runTask) = try await startApplication(configuration, onSubmissionBound: { security, port in
+        let lifecycle = LifecycleLog()
+        let (port, group, runTask) = try await startApplication(configuration, lifecycle: lifecycle, onSubmissionBound: { security, port in
             smtpPorts.withLock { $0[security == .startTLS ? "587" : "465"] = port }
         }, onInboundBound: { port in
             smtpPorts.withLock { $0["25"] = port }
@@ -97,17 +99,18 @@ final class RelayHarness: Sendable {
         let ports = smtpPorts.withLock { $0 }
         return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: tenant.id.uuidString.lowercased(),
                             database: database, submissionPort: ports["587"], submissionsPort: ports["465"],
-                            inboundPort: ports["25"], databaseTask: databaseTask, group: group, runTask: runTask)
+                            inboundPort: ports["25"], databaseTask: databaseTask, group: group, runTask: runTask,
+                            lifecycle: lifecycle)
     }
 
     /// Runs the application in this process until its group is shut down; returns its HTTP port once it listens.
     static func startApplication(
         _ configuration: RelayConfiguration,
+        lifecycle: LifecycleLog = LifecycleLog(),
         onSubmissionBound: @escaping @Sendable (SMTPSubmissionServer.Security, Int) -> Void = { _, _ in },
         onInboundBound: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> (Int, ServiceGroup, Task<Void, any Error>) {
-        var logger = Logger(label: "relay-test")
-        logger.logLevel = ProcessInfo.processInfo.environment["RELAY_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        let logger = lifecycle.logger(label: "relay-test")
         let boundPort = Mutex<Int?>(nil)
         let location = try DatabaseLocation(url: configuration.databaseURL ?? "")
         let app = try buildApplication(configuration: configuration, database: location, logger: logger, onServerRunning: { channel in
@@ -121,7 +124,8 @@ final class RelayHarness: Sendable {
 
     private init(port: Int, dns: DNSTestServer, databaseURL: String, apiKey: String, tenantID: String,
                  database: RelayDatabase, submissionPort: Int?, submissionsPort: Int?, inboundPort: Int?,
-                 databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>) {
+                 databaseTask: Task<Void, Never>, group: ServiceGroup, runTask: Task<Void, any Error>, lifecycle: LifecycleLog) {
+        self.lifecycle = lifecycle
         self.submissionPort = submissionPort
         self.submissionsPort = submissionsPort
         self.inboundPort = inboundPort
@@ -147,7 +151,12 @@ final class RelayHarness: Sendable {
         databaseTask.cancel()
         try? await dns.stop()
         guard finished else {
-            throw TestSupportError("Relay on port \(port) did not finish its graceful shutdown within \(Self.stopTimeout)")
+            let waitingFor = lifecycle.unfinishedShutdowns
+            throw TestSupportError("""
+                Relay on port \(port) did not finish its graceful shutdown within \(Self.stopTimeout); \
+                services told to stop that have not finished: \(waitingFor.isEmpty ? "none" : waitingFor.joined(separator: " | ")); \
+                last lifecycle events: \(lifecycle.recorded.suffix(12).joined(separator: " | "))
+                """)
         }
         try await runTask.value
     }
