@@ -178,9 +178,11 @@ def smtp_source_rate(lab, count, size, sessions):
 
 def fill_queue(lab, count, size):
     body_text = text_of(size)
-    for offset in range(0, count, 500):
+    # At most 500 messages per batch, and batches of about 4 MB at most (the API limits the request body).
+    per_batch = max(1, min(500, 4_000_000 // size))
+    for offset in range(0, count, per_batch):
         batch = [{"from": SENDER, "to": "user%d@%s" % (offset + n, RECIPIENT_DOMAIN), "subject": "Benchmark %d" % (offset + n),
-                  "text": body_text} for n in range(min(500, count - offset))]
+                  "text": body_text} for n in range(min(per_batch, count - offset))]
         status, body = request(lab.api_port, "POST", "/v1/messages/batch", {"messages": batch}, token=lab.api_key,
                                timeout=300)
         if status not in (200, 202, 207):
