@@ -223,9 +223,11 @@ final class RelayHarness: Sendable {
         try await message(id)["recipients"] as? [[String: Any]] ?? []
     }
 
-    /// Polls until every recipient of the message has reached a final status; returns the recipients.
+    /// Polls until every recipient of the message has reached a final status; returns the recipients. The bound is
+    /// generous: while the integration tier starts (about 60 suites at once on two cores) one delivery in
+    /// DomainTests took more than 30 s; a message that never gets there still fails the test.
     @discardableResult
-    func waitUntilFinal(_ id: String, timeout: Duration = .seconds(30)) async throws -> [[String: Any]] {
+    func waitUntilFinal(_ id: String, timeout: Duration = .seconds(90)) async throws -> [[String: Any]] {
         var recipients: [[String: Any]] = []
         try await waitUntil("message \(id) reaches a final state", timeout: timeout) {
             recipients = try await self.recipients(id)
