@@ -194,7 +194,15 @@ public final class RecordingSMTPSink: Sendable {
                              slowSeconds: Double? = nil, tls: (certificate: String, key: String)? = nil,
                              implicitTLS: Bool = false, authentication: Authentication? = nil,
                              connectionLimit: Int? = nil) async throws -> RecordingSMTPSink {
-        let port = port == 0 ? try freePort(host: host) : port
+        try await startOnFreePort(host: host, port: port) { port in
+            try await startSink(host: host, port: port, greeting: greeting, slowSeconds: slowSeconds, tls: tls,
+                                implicitTLS: implicitTLS, authentication: authentication, connectionLimit: connectionLimit)
+        }
+    }
+
+    private static func startSink(host: String, port: Int, greeting: String?, slowSeconds: Double?,
+                                  tls: (certificate: String, key: String)?, implicitTLS: Bool, authentication: Authentication?,
+                                  connectionLimit: Int?) async throws -> RecordingSMTPSink {
         let record = NSTemporaryDirectory() + "relay-sink-\(UUID().uuidString).jsonl"
         FileManager.default.createFile(atPath: record, contents: nil)
         var arguments = [try peerScript("smtp_sink.py"), "--host", host, "--port", "\(port)", "--record", record]
@@ -275,21 +283,43 @@ public func completeLines(ofFile path: String) throws -> [Substring] {
     return text[..<end].split(separator: "\n")
 }
 
-/// Waits until a Python peer listens on host:port; if it exits first (or never listens), stops it and throws
-/// with its log, naming the package it probably lacks.
+/// Waits until a Python peer has bound host:port — its own "READY" line in its log, printed once bound, so that a
+/// port taken meanwhile by another test's peer (which would answer `isListening`) is not mistaken for this one's —
+/// and accepts connections there. If it exits first (or never gets there), stops it and throws `PeerExited` with
+/// its log, naming the package it probably lacks.
 public func waitUntilListening(_ child: ChildProcess, host: String, port: Int, name: String, package: String,
                                logPath: String) async throws {
     do {
         try await waitUntil("\(name) listens on \(host):\(port)", timeout: .seconds(20)) {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
             if !child.isRunning {
-                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
-                throw TestSupportError("\(name) exited (is \(package) installed? scripts/test installs it): \(log)")
+                throw PeerExited(description: "\(name) on \(host):\(port) exited (is \(package) installed? scripts/test installs it): \(log)")
             }
-            return isListening(host: host, port: port)
+            return log.split(separator: "\n").contains("READY") && isListening(host: host, port: port)
         }
     } catch {
         await child.stop()
         throw error
+    }
+}
+
+/// A peer that exited before it was ready (most often: its port was taken by another test's peer in the meantime).
+public struct PeerExited: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Starts a peer on a port chosen by `freePort(host:)` when `port` is 0, choosing again (up to 5 times) when the
+/// peer exits before it is ready: two tests can pick the same free port at the same moment.
+public func startOnFreePort<Peer>(host: String, port: Int, _ start: (Int) async throws -> Peer) async throws -> Peer {
+    guard port == 0 else { return try await start(port) }
+    var attempt = 0
+    while true {
+        attempt += 1
+        do {
+            return try await start(try freePort(host: host))
+        } catch let error as PeerExited where attempt < 5 {
+            _ = error
+        }
     }
 }
 

@@ -273,10 +273,9 @@ extension RelayHarness {
                                 inbound: Bool = false, sinkSlowSeconds: Double? = nil,
                                 _ configure: @escaping (inout RelayConfiguration) -> Void = { _ in },
                                 _ body: (RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
-        // Free on the sink's own address: several suites run sinks on one 127.0.0.x at once, and a port free on
-        // 127.0.0.1 may be taken there (the sink would then fail to bind while another test's sink answers).
-        let port = try freePort(host: address)
-        let sink = try await RecordingSMTPSink.start(host: address, port: port, slowSeconds: sinkSlowSeconds)
+        // A port free on the sink's own address, chosen again if another test's peer took it meanwhile.
+        let sink = try await RecordingSMTPSink.start(host: address, slowSeconds: sinkSlowSeconds)
+        let port = sink.port
         let relay: RelayHarness
         do {
             relay = try await RelayHarness.start(smtp: smtp, inbound: inbound) { configuration in

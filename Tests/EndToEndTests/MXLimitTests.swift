@@ -12,8 +12,8 @@ import Testing
     static func withTwoNodes(address: String, sinkLimit: Int? = nil, slowSeconds: Double,
                              _ configure: @escaping @Sendable (inout RelayConfiguration) -> Void,
                              _ body: (RelayHarness, RelayHarness, RecordingSMTPSink) async throws -> Void) async throws {
-        let port = try freePort(host: address)
-        let sink = try await RecordingSMTPSink.start(host: address, port: port, slowSeconds: slowSeconds, connectionLimit: sinkLimit)
+        let sink = try await RecordingSMTPSink.start(host: address, slowSeconds: slowSeconds, connectionLimit: sinkLimit)
+        let port = sink.port
         defer { Task { await sink.stop() } }
         let first = try await RelayHarness.start { configuration in
             configuration.mxPort = port

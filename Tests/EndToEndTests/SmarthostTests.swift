@@ -29,7 +29,7 @@ import Testing
                               _ configure: (inout RelayConfiguration, Smarthost) throws -> Void,
                               _ body: (RelayHarness, Smarthost, RecordingSMTPSink?) async throws -> Void) async throws {
         let certificate = try await makeSelfSignedCertificate(hostname: hostname)
-        let sink = try await RecordingSMTPSink.start(host: address, port: try freePort(host: address),
+        let sink = try await RecordingSMTPSink.start(host: address,
                                                      tls: tls ? certificate : nil, implicitTLS: implicitTLS,
                                                      authentication: authentication)
         let smarthost = Smarthost(sink: sink, certificate: certificate.certificate)

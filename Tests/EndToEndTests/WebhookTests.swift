@@ -27,7 +27,12 @@ final class WebhookReceiver: Sendable {
 
     /// Answers 500 to the first `failFirst` requests, then `status` to every request, each after `delay`.
     static func start(failFirst: Int = 0, status: Int = 204, delay: Duration = .zero) async throws -> WebhookReceiver {
-        let port = try freePort()
+        try await startOnFreePort(host: "127.0.0.1", port: 0) { port in
+            try await start(port: port, failFirst: failFirst, status: status, delay: delay)
+        }
+    }
+
+    private static func start(port: Int, failFirst: Int, status: Int, delay: Duration) async throws -> WebhookReceiver {
         let base = NSTemporaryDirectory() + "relay-webhooks-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: base + ".jsonl", contents: nil)
         _ = FileManager.default.createFile(atPath: base + ".secrets", contents: nil)
