@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "Tests", "Chaos"))
 import lab as lablib  # noqa: E402
-from lab import Lab, Postgres, request, wait_for  # noqa: E402
+from lab import Lab, Postgres, wait_for  # noqa: E402
 
 SENDER = "app@" + lablib.SENDER_DOMAIN
 RECIPIENT_DOMAIN = lablib.SINK_DOMAINS[0]
@@ -178,15 +178,10 @@ def smtp_source_rate(lab, count, size, sessions):
 
 def fill_queue(lab, count, size):
     body_text = text_of(size)
-    # At most 500 messages per batch, and batches of about 4 MB at most (the API limits the request body).
-    per_batch = max(1, min(500, 4_000_000 // size))
-    for offset in range(0, count, per_batch):
-        batch = [{"from": SENDER, "to": "user%d@%s" % (offset + n, RECIPIENT_DOMAIN), "subject": "Benchmark %d" % (offset + n),
-                  "text": body_text} for n in range(min(per_batch, count - offset))]
-        status, body = request(lab.api_port, "POST", "/v1/messages/batch", {"messages": batch}, token=lab.api_key,
-                               timeout=300)
-        if status not in (200, 202, 207):
-            raise RuntimeError("batch send answered %s: %s" % (status, str(body)[:300]))
+    # Batches of about 4 MB at most (the API limits the request body).
+    lablib.queue_batches(lab, [{"from": SENDER, "to": "user%d@%s" % (n, RECIPIENT_DOMAIN), "subject": "Benchmark %d" % n,
+                                "text": body_text} for n in range(count)],
+                         per_batch=max(1, min(500, 4_000_000 // size)))
 
 
 def relay_delivery_rate(relay, work_root, count, size, sessions):
@@ -202,12 +197,8 @@ def relay_delivery_rate(relay, work_root, count, size, sessions):
         started = time.time()
         lab.start_nodes(lab.nodes[1:])
 
-        def delivered():
-            return int(lab.postgres.query("SELECT count(*) FROM recipients WHERE status = 'delivered'")[0][0])
-
-        wait_for("%d deliveries" % count, lambda: delivered() == count, 1800, 0.5)
-        first, last = (float(value) for value in lab.postgres.query(
-            "SELECT extract(epoch FROM min(updated_at)), extract(epoch FROM max(updated_at)) FROM recipients")[0])
+        wait_for("%d deliveries" % count, lambda: lablib.delivered_count(lab) == count, 1800, 0.5)
+        first, last = lablib.delivery_span(lab)
         rate = (count - 1) / (last - first)
         return rate, ceiling, "first delivery %.1f s after the worker started" % (first - started)
     finally:

@@ -317,8 +317,8 @@ public func startOnFreePort<Peer>(host: String, port: Int, _ start: (Int) async 
         attempt += 1
         do {
             return try await start(try freePort(host: host))
-        } catch let error as PeerExited where attempt < 5 {
-            _ = error
+        } catch is PeerExited where attempt < 5 {
+            continue
         }
     }
 }

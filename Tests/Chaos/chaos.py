@@ -564,34 +564,25 @@ def scenario_throughput(relay, report, count, work_root, sink, node_counts=(1, 2
             lab.start_nodes(lab.nodes[:1])
             lab.create_tenant()
             ids = ["tp%d-%d" % (workers, index) for index in range(count)]
-            for offset in range(0, count, 500):
-                batch = [{"from": "chaos@" + SENDER_DOMAIN, "to": recipient(offset + n), "subject": "chaos " + chaos_id,
-                          "text": "throughput", "headers": {"X-Chaos-Id": chaos_id}}
-                         for n, chaos_id in enumerate(ids[offset:offset + 500])]
-                status, body = request(lab.api_port, "POST", "/v1/messages/batch", {"messages": batch},
-                                       token=lab.api_key, timeout=120)
-                if status not in (200, 202, 207):
-                    raise RuntimeError("batch send answered %s: %s" % (status, str(body)[:300]))
+            lablib.queue_batches(lab, [{"from": "chaos@" + SENDER_DOMAIN, "to": recipient(n), "subject": "chaos " + chaos_id,
+                                        "text": "throughput", "headers": {"X-Chaos-Id": chaos_id}}
+                                       for n, chaos_id in enumerate(ids)])
             peers = [process.pid for process in lab.processes]
             # PostgreSQL forks a backend per new connection: its processes are listed again at the end.
             cpu_before = (lablib.cpu_by_pid(peers), lablib.cpu_by_pid(lablib.postgres_pids(lab)))
             started = time.time()
             lab.start_nodes(lab.nodes[1:])
 
-            def delivered():
-                return int(lab.postgres.query("SELECT count(*) FROM recipients WHERE status = 'delivered'")[0][0])
-
             try:
-                wait_for("%d deliveries" % count, lambda: delivered() == count, 900, 0.5)
+                wait_for("%d deliveries" % count, lambda: lablib.delivered_count(lab) == count, 900, 0.5)
             except TimeoutError:
                 report.check("%d worker node(s): %d messages delivered" % (workers, count), False,
-                             "%d/%d delivered after 900 s" % (delivered(), count))
+                             "%d/%d delivered after 900 s" % (lablib.delivered_count(lab), count))
                 continue
             wall = time.time() - started
             cpu = (lablib.cpu_seconds([node.pid for node in lab.nodes[1:]]), lablib.cpu_seconds(peers, cpu_before[0]),
                    lablib.cpu_seconds(lablib.postgres_pids(lab), cpu_before[1]))
-            first, last = (float(value) for value in lab.postgres.query(
-                "SELECT extract(epoch FROM min(updated_at)), extract(epoch FROM max(updated_at)) FROM recipients")[0])
+            first, last = lablib.delivery_span(lab)
             rates[workers] = (count - 1) / (last - first)
             attempts = lab.postgres.query("SELECT count(*), round(avg(duration_ms)) FROM attempts")[0]
             report.check("%d worker node(s): %d messages delivered" % (workers, count), int(attempts[0]) == count,

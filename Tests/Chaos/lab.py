@@ -474,6 +474,26 @@ class Lab:
         self.postgres.close()
 
 
+def queue_batches(lab, messages, per_batch=500):
+    """Queues `messages` (POST /v1/messages/batch bodies' items) through the lab's API, `per_batch` at a time."""
+    for offset in range(0, len(messages), per_batch):
+        status, body = request(lab.api_port, "POST", "/v1/messages/batch", {"messages": messages[offset:offset + per_batch]},
+                               token=lab.api_key, timeout=300)
+        if status not in (200, 202, 207):
+            raise RuntimeError("batch send answered %s: %s" % (status, str(body)[:300]))
+
+
+def delivered_count(lab):
+    return int(lab.postgres.query("SELECT count(*) FROM recipients WHERE status = 'delivered'")[0][0])
+
+
+def delivery_span(lab):
+    """(first, last) time an outcome was written (recipients.updated_at), as epoch seconds."""
+    first, last = lab.postgres.query(
+        "SELECT extract(epoch FROM min(updated_at)), extract(epoch FROM max(updated_at)) FROM recipients")[0]
+    return float(first), float(last)
+
+
 def cpu_by_pid(pids):
     """{pid: user + system CPU seconds used so far} for the processes `pids` that still exist (from /proc)."""
     tick = os.sysconf("SC_CLK_TCK")

@@ -87,14 +87,13 @@ final class RelayHarness: Sendable {
         // As the API asks of its clients: a 503 (the database did not answer in time — here, when dozens of
         // Relays register domains and generate RSA keys at once on two cores) is retried; the name is free until
         // a registration commits, and a retry after one that did commit is a 409.
-        var domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
-        let retryUntil = ContinuousClock.now + startupTimeout
-        while domain.status == 503 && ContinuousClock.now < retryUntil {
-            try await Task.sleep(for: .milliseconds(500))
+        var domain: HTTPResult?
+        try await waitUntil("the domain is registered", timeout: startupTimeout, interval: .milliseconds(500)) {
             domain = try await Self.send(port: port, .POST, "/v1/domains", json: ["name": "example.com"], bearer: key)
+            return domain?.status != 503
         }
-        guard domain.status == 201 || domain.status == 409 else {
-            throw TestSupportError("domain registration failed: \(domain.text)")
+        guard let domain, domain.status == 201 || domain.status == 409 else {
+            throw TestSupportError("domain registration failed: \(domain?.text ?? "no answer")")
         }
         let ports = smtpPorts.withLock { $0 }
         return RelayHarness(port: port, dns: dns, databaseURL: url, apiKey: key, tenantID: tenant.id.uuidString.lowercased(),
