@@ -163,9 +163,10 @@ func submissionServices(configuration: RelayConfiguration, database: RelayDataba
     let backend = RelaySubmissionBackend(database: database, settings: settings, logger: logger, onEnqueued: onEnqueued)
     var services: [any Service] = []
     for (address, security) in listeners {
-        let sessionConfiguration = SMTPServerConfiguration(
+        var sessionConfiguration = SMTPServerConfiguration(
             hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageBytes,
             maximumRecipients: configuration.smtpMaxRecipients, offersSTARTTLS: security == .startTLS)
+        sessionConfiguration.trustedNetworks = configuration.submissionTrustedNetworks
         let server = SMTPSubmissionServer(
             host: address.host, port: address.port, security: security, configuration: sessionConfiguration, tls: tls,
             backend: backend, maximumSessions: configuration.smtpMaxSessions, commandTimeout: configuration.smtpCommandTimeout,

@@ -4,6 +4,7 @@ import Logging
 import RelayCore
 import RelayDomains
 import RelayStore
+import SMTPServer
 
 /// Every setting of `relay serve`, each from an environment variable (or the matching flag), with its default.
 /// README.md's configuration table lists the same names; keep both in step.
@@ -133,6 +134,11 @@ public struct RelayConfiguration: Sendable {
     /// PROXY v1/v2 header from the load balancer (HAProxy `send-proxy-v2`); its client address is the session's.
     public var proxyProtocol = false
 
+    /// `RELAY_SUBMISSION_TRUSTED_NETWORKS` (default none): `CIDR=tenant-id` entries, comma-separated; submission
+    /// clients in such a block send as that tenant without AUTH or TLS (Postfix's `mynetworks`, per tenant), for
+    /// applications on a private network that cannot authenticate. The sender-domain policy still applies.
+    public var submissionTrustedNetworks = TrustedNetworks()
+
     /// `RELAY_TENANT_RATE_LIMIT` (default unset: no limit): messages each tenant may send per minute across the
     /// whole cluster (counted in PostgreSQL); over it the API answers 429 `rate_limited` and submission
     /// 451 4.7.1, both saying when to retry.
@@ -192,6 +198,7 @@ public struct RelayConfiguration: Sendable {
         "RELAY_REPUTATION_BOUNCE_RATE", "RELAY_REPUTATION_COMPLAINT_RATE", "RELAY_WEBHOOK_ALLOW_PRIVATE",
         "RELAY_SECRET_KEY", "RELAY_REQUIRE_VERIFIED_DOMAINS", "RELAY_SPF_INCLUDE", "RELAY_DKIM_ROTATION_GRACE",
         "RELAY_DOMAIN_RECHECK_INTERVAL", "RELAY_PUBLIC_URL", "RELAY_PROXY_PROTOCOL", "RELAY_TENANT_RATE_LIMIT",
+        "RELAY_SUBMISSION_TRUSTED_NETWORKS",
         "RELAY_MX_MAX_CONNECTIONS", "RELAY_MX_THROTTLE_TIME", "RELAY_DRAIN_DELAY",
         "RELAY_SMARTHOST", "RELAY_SMARTHOST_USERNAME", "RELAY_SMARTHOST_PASSWORD", "RELAY_SMARTHOST_TLS",
         "RELAY_SMARTHOST_VERIFY_CERTIFICATE", "RELAY_SMARTHOST_CA_FILE",
@@ -353,6 +360,13 @@ public struct RelayConfiguration: Sendable {
         requireVerifiedDomains = try boolean("RELAY_REQUIRE_VERIFIED_DOMAINS")
         if let proxy = try boolean("RELAY_PROXY_PROTOCOL") { proxyProtocol = proxy }
         tenantRateLimit = try integer("RELAY_TENANT_RATE_LIMIT", minimum: 1)
+        if let networks = value("RELAY_SUBMISSION_TRUSTED_NETWORKS") {
+            do {
+                submissionTrustedNetworks = try TrustedNetworks(parsing: networks) { UUID(uuidString: $0) != nil }
+            } catch {
+                throw ConfigurationError("RELAY_SUBMISSION_TRUSTED_NETWORKS: \(error)")
+            }
+        }
         if let include = value("RELAY_SPF_INCLUDE") {
             guard include.contains("."), include.allSatisfy({ $0.isLetter || $0.isNumber || "-._".contains($0) }) else {
                 throw ConfigurationError("RELAY_SPF_INCLUDE=\(include) is not a domain name")

@@ -107,6 +107,8 @@ struct ConfigurationOptions: ParsableArguments {
     var proxyProtocol: String?
     @Option(name: .customLong("tenant-rate-limit"), help: "RELAY_TENANT_RATE_LIMIT (default no limit): messages per tenant per minute, cluster-wide")
     var tenantRateLimit: String?
+    @Option(name: .customLong("submission-trusted-networks"), help: "RELAY_SUBMISSION_TRUSTED_NETWORKS (default none): CIDR=tenant-id,… submit without AUTH")
+    var submissionTrustedNetworks: String?
     @Option(name: .customLong("mx-max-connections"), help: "RELAY_MX_MAX_CONNECTIONS (default 10): concurrent connections to one MX host, cluster-wide")
     var mxMaxConnections: String?
     @Option(name: .customLong("mx-throttle-time"), help: "RELAY_MX_THROTTLE_TIME (default 5m): how long an MX host that asked to slow down keeps a lower limit")
@@ -150,7 +152,8 @@ struct ConfigurationOptions: ParsableArguments {
             ("RELAY_REQUIRE_VERIFIED_DOMAINS", requireVerifiedDomains), ("RELAY_SPF_INCLUDE", spfInclude),
             ("RELAY_DKIM_ROTATION_GRACE", dkimRotationGrace), ("RELAY_DOMAIN_RECHECK_INTERVAL", domainRecheckInterval),
             ("RELAY_PUBLIC_URL", publicURL), ("RELAY_PROXY_PROTOCOL", proxyProtocol),
-            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit), ("RELAY_MX_MAX_CONNECTIONS", mxMaxConnections),
+            ("RELAY_TENANT_RATE_LIMIT", tenantRateLimit),
+            ("RELAY_SUBMISSION_TRUSTED_NETWORKS", submissionTrustedNetworks), ("RELAY_MX_MAX_CONNECTIONS", mxMaxConnections),
             ("RELAY_MX_THROTTLE_TIME", mxThrottleTime), ("RELAY_DRAIN_DELAY", drainDelay), ("RELAY_SMARTHOST", smarthost),
             ("RELAY_SMARTHOST_USERNAME", smarthostUsername), ("RELAY_SMARTHOST_PASSWORD", smarthostPassword),
             ("RELAY_SMARTHOST_TLS", smarthostTLS), ("RELAY_SMARTHOST_VERIFY_CERTIFICATE", smarthostVerifyCertificate),

@@ -3,6 +3,7 @@ import Foundation
 import RelayApp
 import RelayStore
 import RelayTestSupport
+import SMTPServer
 import Testing
 
 /// SMTP submission (RFC 6409) end to end: real clients (swaks, Python smtplib) submit to Relay's 587-style
@@ -213,6 +214,51 @@ import Testing
             let header = try await swaks(relay, port: relay.submissionPort!, ["--tls", "--auth", "PLAIN"], data: spoofed)
             #expect(header.0 != 0)
             #expect(header.1.contains("550 5.7.1"), "\(header.1)")
+        }
+    }
+
+    /// RELAY_SUBMISSION_TRUSTED_NETWORKS: a client in a trusted block sends as its tenant without AUTH or TLS; the
+    /// sender policy still holds; a client outside the block must authenticate.
+    @Test func trustedNetworkSubmitsWithoutAuthentication() async throws {
+        try await withSubmission { relay, sink in
+            // The setting names a tenant, so a second node (no worker; the first one delivers) starts once it exists.
+            let trusting = try await RelayHarness.start(databaseURL: relay.databaseURL, smtp: true) { configuration in
+                configuration.roles = [.smtp, .api]
+                configuration.submissionTrustedNetworks = try! TrustedNetworks(parsing: "127.0.0.3/32=\(relay.tenantID)")
+            }
+            defer { Task { try? await trusting.stop() } }
+            func plain(from local: String, sender: String = "app@example.com") async throws -> (Int32, String) {
+                try await run(try findExecutable("swaks"), [
+                    "--server", "127.0.0.1:\(trusting.submissionPort!)", "--local-interface", local, "--from", sender,
+                    "--to", "bob@dest.test", "--helo", "legacy.internal", "--timeout", "30"])
+            }
+            let (status, output) = try await plain(from: "127.0.0.3")
+            #expect(status == 0, "\(output)")
+            let id = try #require(Self.messageID(in: output), "\(output)")
+            #expect(try await relay.waitUntilFinal(id)[0]["status"] as? String == "delivered")
+            #expect(try sink.received().count == 1)
+            let message = try await relay.database.message(id: UUID(uuidString: id)!, tenantID: UUID(uuidString: relay.tenantID)!)
+            #expect(message != nil, "the message belongs to the trusted network's tenant")
+
+            let untrusted = try await plain(from: "127.0.0.1")
+            #expect(untrusted.0 != 0)
+            #expect(untrusted.1.contains("530 5.7.0"), "\(untrusted.1)")
+            let foreign = try await plain(from: "127.0.0.3", sender: "x@not-mine.test")
+            #expect(foreign.0 != 0)
+            #expect(foreign.1.contains("550 5.7.1"), "\(foreign.1)")
+        }
+    }
+
+    @Test func trustedNetworksSettingParses() throws {
+        let tenant = UUID().uuidString.lowercased()
+        let configuration = try RelayConfiguration(values: ["RELAY_SUBMISSION_TRUSTED_NETWORKS": "10.0.0.0/8=\(tenant), ::1=\(tenant)"])
+        #expect(configuration.submissionTrustedNetworks.principal(for: "10.20.30.40") == tenant)
+        #expect(configuration.submissionTrustedNetworks.principal(for: "::1") == tenant)
+        #expect(RelayConfiguration().submissionTrustedNetworks.isEmpty, "nobody is trusted by default")
+        for bad in ["10.0.0.0/8", "10.0.0.0/8=acme", "10.0.0.1/8=\(tenant)", "10.0.0.0/40=\(tenant)"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") {
+                try RelayConfiguration(values: ["RELAY_SUBMISSION_TRUSTED_NETWORKS": bad])
+            }
         }
     }
 

@@ -67,6 +67,11 @@ final class SMTPServerChannelHandler: ChannelDuplexHandler {
         self.remoteAddress = remoteAddress
         var logger = logger
         logger[metadataKey: "smtp.remote"] = "\(remoteAddress)"
+        if case .submission = configuration.mode, let trusted = session.principal {
+            self.principal = trusted
+            logger[metadataKey: "smtp.principal"] = "\(trusted)"
+            logger[metadataKey: "smtp.trusted_network"] = "true"
+        }
         self.logger = logger
     }
 

@@ -11,6 +11,7 @@ import SMTPCore
 /// | `requiresTLSForAuth` | true | AUTH is advertised and accepted only under TLS (RFC 4954 §4, 538 5.7.11) |
 /// | `maximumErrors` | 10 | after this many refused commands: 421 4.7.0 and close |
 /// | `maximumLineLength` | 998 | octets per DATA line, CRLF excluded (RFC 5322 §2.1.1); more gets 550 5.6.0 |
+/// | `trustedNetworks` | none | submission clients in these networks act as the block's principal without AUTH |
 public struct SMTPServerConfiguration: Sendable {
     /// The server's name in the greeting and the EHLO reply.
     public var hostname: String
@@ -28,6 +29,10 @@ public struct SMTPServerConfiguration: Sendable {
     public var maximumErrors: Int = 10
     /// The longest DATA line accepted, in octets, CRLF excluded.
     public var maximumLineLength: Int = 998
+
+    /// Submission clients whose address alone authenticates them (no AUTH, no TLS needed); AUTH may still
+    /// replace the principal. Ignored in inbound mode.
+    public var trustedNetworks = TrustedNetworks()
 
     /// Submission (clients authenticate, then send anywhere) or inbound (anyone may send, but only to the
     /// addresses the policy accepts; no AUTH).

@@ -6,7 +6,7 @@ extension SMTPServerSession {
     mutating func auth(mechanism: String, initialResponse: String?) -> Action {
         guard !isInbound else { return refuse(Replies.notImplemented) }
         guard facts.heloName != nil else { return refuse(Replies.sendHeloFirst) }
-        guard facts.principal == nil else { return refuse(Replies.authAlready) }
+        guard facts.principal == nil || facts.trustedByAddress else { return refuse(Replies.authAlready) }
         guard transaction == nil else { return refuse(Replies.authInTransaction) }
         // RFC 4954 §4, §6: credentials never travel in clear text.
         guard facts.tlsActive || !configuration.requiresTLSForAuth else { return refuse(Replies.authNeedsTLS) }

@@ -102,7 +102,7 @@ extension SMTPServerSession {
         guard !facts.tlsActive else { return refuse(Replies.tlsAlreadyActive) }
         guard facts.heloName != nil else { return refuse(Replies.sendHeloFirst) }
         guard transaction == nil else { return refuse(Replies.startTLSInTransaction) }
-        guard facts.principal == nil else { return refuse(Replies.startTLSAfterAuth) }
+        guard facts.principal == nil || facts.trustedByAddress else { return refuse(Replies.startTLSAfterAuth) }
         state = .startingTLS
         return .replyAndStartTLS(Replies.readyToStartTLS)
     }

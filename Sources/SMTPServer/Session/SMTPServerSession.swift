@@ -42,8 +42,11 @@ public struct SMTPServerSession: Sendable {
         var extended = false
         /// Whether the connection is encrypted.
         var tlsActive: Bool
-        /// Who authenticated, once AUTH succeeded.
+        /// Who authenticated, once AUTH succeeded, or the trusted network's principal.
         var principal: String?
+        /// Whether `principal` came from ``SMTPServerConfiguration/trustedNetworks``, not AUTH (AUTH and STARTTLS
+        /// stay allowed).
+        var trustedByAddress = false
         /// Refused commands so far; past ``SMTPServerConfiguration/maximumErrors`` the session closes.
         var errorCount = 0
     }
@@ -103,9 +106,23 @@ public struct SMTPServerSession: Sendable {
     public init(configuration: SMTPServerConfiguration, remoteAddress: String, tlsActive: Bool) {
         self.configuration = configuration
         self.remoteAddress = remoteAddress
-        self.facts = Facts(tlsActive: tlsActive)
-        // Inbound sessions never authenticate: every client is the same anonymous principal.
-        if case .inbound = configuration.mode { facts.principal = Self.anonymousPrincipal }
+        self.facts = Self.initialFacts(configuration: configuration, remoteAddress: remoteAddress, tlsActive: tlsActive)
+    }
+
+    /// The facts a session starts with (again after STARTTLS).
+    static func initialFacts(configuration: SMTPServerConfiguration, remoteAddress: String, tlsActive: Bool) -> Facts {
+        var facts = Facts(tlsActive: tlsActive)
+        switch configuration.mode {
+        case .inbound:
+            // Inbound sessions never authenticate: every client is the same anonymous principal.
+            facts.principal = anonymousPrincipal
+        case .submission:
+            if let principal = configuration.trustedNetworks.principal(for: remoteAddress) {
+                facts.principal = principal
+                facts.trustedByAddress = true
+            }
+        }
+        return facts
     }
 
     /// The principal of inbound sessions.
@@ -208,7 +225,8 @@ public struct SMTPServerSession: Sendable {
         switch state {
         case .closed: return .none
         default:
-            facts = Facts(tlsActive: true)  // the error count is also reset: a new, encrypted session
+            // The error count is also reset: a new, encrypted session.
+            facts = Self.initialFacts(configuration: configuration, remoteAddress: remoteAddress, tlsActive: true)
             transaction = nil
             remainingAfterData = nil
             state = .command
@@ -309,6 +327,7 @@ public struct SMTPServerSession: Sendable {
         switch result {
         case .accepted(let principal):
             facts.principal = principal
+            facts.trustedByAddress = false
             return .reply(Replies.authSucceeded)
         case .rejected:
             return refuse(Replies.authFailed)
