@@ -217,6 +217,235 @@ def bench_delivery(name, relay, work_root, runs, count, size, sessions=10):
     return [row]
 
 
+# -- B4, B7: SMTP submission, and the whole path, against Postfix ---------------------------------------------
+
+def run_smtp_source(port, count, size, sessions, address="127.0.0.1"):
+    """smtp-source sending `count` messages of `size` bytes over `sessions` reused sessions; its duration."""
+    binary = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    started = time.monotonic()
+    subprocess.run([binary, "-s", str(sessions), "-m", str(count), "-l", str(size), "-d", "-f", SENDER,
+                    "-t", "user@" + RECIPIENT_DOMAIN, "%s:%d" % (address, port)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def postfix_submission(lab, count, size, sessions):
+    """smtp-source → Postfix (smtpd, its queue, its smtp client) → the lab's smtp-sink.
+    (accept seconds, seconds until the last message left Postfix's queue)."""
+    from postfix import PostfixInstance
+    instance = PostfixInstance(os.path.join(lab.work, "postfix"), lablib.free_port(), relay_host=SINK_ADDRESS,
+                               relay_port=lab.mx_port)
+    instance.start()
+    try:
+        started = time.monotonic()
+        accepted = run_smtp_source(instance.smtpd_port, count, size, sessions)
+        instance.wait_until_empty(timeout=1800)
+        drained = time.monotonic() - started
+        delivered = wait_for_value(lambda: instance.delivered_count(), count, 30)
+        if delivered != count:
+            raise RuntimeError("Postfix delivered %d of %d messages; see %s" % (delivered, count, instance.log_file))
+        return accepted, drained
+    finally:
+        instance.stop()
+
+
+def wait_for_value(read, expected, timeout):
+    """Polls `read()` until it returns `expected` or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
+def relay_submission(relay, work_root, count, size, sessions):
+    """smtp-source → Relay's submission listener (trusted network, no AUTH) → Relay's worker → smtp-sink, one
+    node with the smtp and worker roles; (accept seconds, seconds until the last outcome was written)."""
+    extra = {"RELAY_MX_MAX_CONNECTIONS": str(sessions), "RELAY_LOG_LEVEL": "error", "RELAY_PROXY_PROTOCOL": "false"}
+    lab = new_lab(relay, work_root, ["api", "smtp,worker"], extra)
+    try:
+        lab.start(start_nodes=False)
+        lab.start_nodes(lab.nodes[:1])
+        lab.create_tenant()
+        # The trusted network names the tenant, so the submission node starts once the tenant exists.
+        lab.extra_environment["RELAY_SUBMISSION_TRUSTED_NETWORKS"] = "127.0.0.1/32=%s" % lab.tenant_id
+        lab.start_nodes(lab.nodes[1:])
+        started = time.time()
+        accepted = run_smtp_source(lab.nodes[1].submission_port, count, size, sessions)
+        wait_for("%d deliveries" % count, lambda: lablib.delivered_count(lab) == count, 1800, 0.2)
+        _, last = lablib.delivery_span(lab)
+        return accepted, last - started
+    finally:
+        lab.close()
+
+
+def postfix_lab(relay, work_root):
+    """A lab with only the peers (dnsmasq, smtp-sink) for Postfix's side."""
+    lab = new_lab(relay, work_root, [])
+    lab.start(start_nodes=False)
+    return lab
+
+
+def bench_submission(relay, work_root, runs, count, size, sessions=10):
+    """B4 (accept rate) and B7 (accept to delivered) from the same runs."""
+    relay_runs, postfix_runs = [], []
+    for _ in range(runs):
+        lab = postfix_lab(relay, work_root)
+        try:
+            postfix_runs.append(postfix_submission(lab, count, size, sessions))
+        finally:
+            lab.close()
+        relay_runs.append(relay_submission(relay, work_root, count, size, sessions))
+    relay_accept = statistics.median(count / run[0] for run in relay_runs)
+    postfix_accept = statistics.median(count / run[0] for run in postfix_runs)
+    relay_total = statistics.median(count / run[1] for run in relay_runs)
+    postfix_total = statistics.median(count / run[1] for run in postfix_runs)
+    what = "%d × %d kB, %d sessions" % (count, size // 1024, sessions)
+    rows = [("B4 SMTP submission accept, " + what, "%.0f msg/s" % relay_accept, "%.0f msg/s" % postfix_accept,
+             relay_accept / postfix_accept,
+             "ceiling: Postfix smtpd with its queue (relaying to smtp-sink meanwhile); Relay: one node with the smtp "
+             "and worker roles, client trusted by address; runs: Relay %s, Postfix %s"
+             % ("/".join("%.0f" % (count / r[0]) for r in relay_runs),
+                "/".join("%.0f" % (count / r[0]) for r in postfix_runs))),
+            ("B7 smtp-source → MTA → smtp-sink, " + what, "%.0f msg/s" % relay_total, "%.0f msg/s" % postfix_total,
+             relay_total / postfix_total,
+             "from the first message sent to the last one delivered; ceiling: Postfix; runs: Relay %s, Postfix %s"
+             % ("/".join("%.0f" % (count / r[1]) for r in relay_runs),
+                "/".join("%.0f" % (count / r[1]) for r in postfix_runs)))]
+    for row in rows:
+        print_row(row)
+    return rows
+
+
+# -- B5: end to end at fixed rates ----------------------------------------------------------------------------
+
+def step_latencies(lab, since, until):
+    """Accept-to-delivered times (outcome written minus accepted) of the messages accepted in [since, until),
+    in ms, and how many of them are not delivered yet."""
+    rows = lab.postgres.query(
+        "SELECT extract(epoch FROM r.updated_at - m.created_at) * 1000, r.status FROM recipients r "
+        "JOIN messages m ON m.id = r.message_id WHERE m.created_at >= to_timestamp(%f) AND m.created_at < to_timestamp(%f)"
+        % (since, until))
+    delivered = [float(row[0]) for row in rows if row[1] == "delivered"]
+    return delivered, len(rows) - len(delivered)
+
+
+def bench_fixed_rate(relay, work_root, rates, seconds, connections=64, sessions=10):
+    """B5: one node with the api and worker roles delivering to smtp-sink; open-loop POSTs at each rate."""
+    import json
+    from loadgen import constant_rate
+    extra = {"RELAY_MX_MAX_CONNECTIONS": str(sessions), "RELAY_LOG_LEVEL": "error"}
+    lab = new_lab(relay, work_root, ["api,worker"], extra)
+    steps = []
+    try:
+        lab.start()
+        lab.create_tenant()
+        body = json.dumps({"from": SENDER, "to": "user@" + RECIPIENT_DOMAIN, "subject": "Benchmark",
+                           "text": text_of(1024)}).encode()
+        headers = {"Authorization": "Bearer " + lab.api_key, "Content-Type": "application/json"}
+        for rate in rates:
+            since = time.time()
+            result = constant_rate(port=lab.nodes[0].http_port, path="/v1/messages", body=body, headers=headers,
+                                   rate=rate, seconds=seconds, connections=connections, timeout=10.0)
+            until = time.time()
+            backlog = lab.pending()
+            # Bounded queue: the worker catches up within a few seconds of the load stopping.
+            drained = True
+            try:
+                wait_for("the queue to drain", lambda: lab.pending() == 0, 30, 0.2)
+            except Exception:
+                drained = False
+            delivered, undelivered = step_latencies(lab, since, until)
+            ok = (result["errors"] == 0 and result["completed"] > 0 and result["p99_ms"] < 50 and drained
+                  and backlog <= rate * 2 and not result["behind_schedule"])
+            steps.append(dict(rate=rate, result=result, backlog=backlog, delivered=delivered, ok=ok))
+            print("  B5 %5d/s: accept p50 %.1f ms p99 %.1f ms, errors %d, backlog at end %d, delivery p50 %s p99 %s%s"
+                  % (rate, result["p50_ms"] or -1, result["p99_ms"] or -1, result["errors"], backlog,
+                     "%.0f ms" % percentile(delivered, 0.5) if delivered else "-",
+                     "%.0f ms" % percentile(delivered, 0.99) if delivered else "-",
+                     "" if ok else "  (over the limit)"), flush=True)
+            if not ok:
+                break
+    finally:
+        lab.close()
+    passing = [step for step in steps if step["ok"]]
+    best = passing[-1] if passing else None
+    detail = "rates tried: %s" % ", ".join(
+        "%d/s p99 %.0f ms%s" % (step["rate"], step["result"]["p99_ms"] or -1, "" if step["ok"] else " ✗") for step in steps)
+    if best:
+        detail = ("at %d/s: accept p50 %.1f ms, p99 %.1f ms; accept→delivered p50 %.0f ms, p99 %.0f ms; %s"
+                  % (best["rate"], best["result"]["p50_ms"], best["result"]["p99_ms"], percentile(best["delivered"], 0.5),
+                     percentile(best["delivered"], 0.99), detail))
+    row = ("B5 end to end at a fixed rate (accept p99 < 50 ms, queue bounded)", "%d msg/s" % (best["rate"] if best else 0),
+           "–", 0.0, detail)
+    print_row(row)
+    return [row]
+
+
+# -- B6: memory with a million messages queued ----------------------------------------------------------------
+
+def rss_mb(pid):
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def bench_memory(relay, work_root, count, drain_seconds, sessions=10):
+    """B6: queue `count` 1 kB messages through the API (one api node), then start a worker node and let it drain
+    for `drain_seconds`; RSS of both sampled every second."""
+    import threading
+    extra = {"RELAY_MX_MAX_CONNECTIONS": str(sessions), "RELAY_LOG_LEVEL": "error"}
+    lab = new_lab(relay, work_root, ["api", "worker"], extra)
+    samples = {"api": [], "worker": []}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(1.0):
+            for node, name in ((lab.nodes[0], "api"), (lab.nodes[1], "worker")):
+                if node.running():
+                    samples[name].append(rss_mb(node.pid))
+    try:
+        lab.start(start_nodes=False)
+        lab.start_nodes(lab.nodes[:1])
+        lab.create_tenant()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        started = time.monotonic()
+        body_text = text_of(1024)
+        chunk = 20_000
+        for offset in range(0, count, chunk):
+            lablib.queue_batches(lab, [{"from": SENDER, "to": "user%d@%s" % (n, RECIPIENT_DOMAIN),
+                                        "subject": "Benchmark %d" % n, "text": body_text}
+                                       for n in range(offset, min(count, offset + chunk))], per_batch=1000)
+        fill_seconds = time.monotonic() - started
+        queued = lab.pending()
+        lab.start_nodes(lab.nodes[1:])
+        worker_started = len(samples["worker"])
+        time.sleep(drain_seconds)
+        delivered = lablib.delivered_count(lab)
+        stop.set()
+        sampler.join()
+    finally:
+        stop.set()
+        lab.close()
+    worker = samples["worker"][worker_started:] or [0.0]
+    api = samples["api"] or [0.0]
+    # Flat: the last tenth of the drain against the first tenth (after a warm-up of 5 s).
+    settled = worker[5:] or worker
+    tenth = max(1, len(settled) // 10)
+    growth = statistics.mean(settled[-tenth:]) - statistics.mean(settled[:tenth])
+    row = ("B6 memory, %d messages queued, %d s draining" % (queued, drain_seconds), "%.0f MB" % max(max(worker), max(api)),
+           "300 MB (goal)", max(max(worker), max(api)) / 300.0,
+           "worker RSS max %.0f MB, %.0f MB after warm-up → %.0f MB at the end (%+.0f MB) while delivering %d; "
+           "api node RSS max %.0f MB while accepting them (%.0f s, %.0f msg/s through POST /v1/messages/batch)"
+           % (max(worker), settled[0], settled[-1], growth, delivered, max(api), fill_seconds, count / fill_seconds))
+    print_row(row)
+    return [row]
+
+
 # -- output -----------------------------------------------------------------------------------------------------
 
 def print_row(row):
@@ -245,12 +474,18 @@ def write_docs(text):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benchmarks", nargs="*", default=["B1", "B2", "B3"])
+    parser.add_argument("benchmarks", nargs="*", default=["B1", "B2", "B3", "B4", "B5", "B6"],
+                        help="B4 also gives B7 (same runs); default: all")
     parser.add_argument("--relay", default=os.path.join(ROOT, ".build", "release", "relay"))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=15, help="duration of each B1 measurement")
     parser.add_argument("--messages", type=int, default=50000, help="B2 queue size")
     parser.add_argument("--large-messages", type=int, default=10000, help="B3 queue size")
+    parser.add_argument("--submissions", type=int, default=10000, help="B4/B7 messages per run")
+    parser.add_argument("--rates", default="100,200,400,600,800,1000,1200,1500,2000",
+                        help="B5 rates to try, in order, until one fails")
+    parser.add_argument("--queued", type=int, default=1000000, help="B6 messages queued")
+    parser.add_argument("--drain-seconds", type=int, default=120, help="B6 draining time")
     parser.add_argument("--write", action="store_true", help="replace the results in docs/benchmarks.md")
     arguments = parser.parse_args()
     work_root = tempfile.mkdtemp(prefix="relay-bench-")
@@ -263,6 +498,13 @@ def main():
             rows += bench_delivery("B2", arguments.relay, work_root, arguments.runs, arguments.messages, 5 * 1024)
         if "B3" in arguments.benchmarks:
             rows += bench_delivery("B3", arguments.relay, work_root, arguments.runs, arguments.large_messages, 100 * 1024)
+        if "B4" in arguments.benchmarks or "B7" in arguments.benchmarks:
+            rows += bench_submission(arguments.relay, work_root, arguments.runs, arguments.submissions, 5 * 1024)
+        if "B5" in arguments.benchmarks:
+            rows += bench_fixed_rate(arguments.relay, work_root, [int(rate) for rate in arguments.rates.split(",")],
+                                     arguments.seconds)
+        if "B6" in arguments.benchmarks:
+            rows += bench_memory(arguments.relay, work_root, arguments.queued, arguments.drain_seconds)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     table = markdown(rows, arguments)

@@ -45,7 +45,7 @@ public final class DeliveryWorker: Service, Sendable {
     private let inFlight = Mutex(Set<Int64>())
     /// Claimed recipients per domain whose attempt has not finished. A domain at `perDomainLimit` is left out of
     /// the claims, so that one whose MX hosts hang (a tarpit) holds at most about twice that many of the
-    /// worker's delivery slots and the other domains keep flowing.
+    /// worker's delivery slots (4 × RELAY_MX_MAX_CONNECTIONS) and the other domains keep flowing.
     private let domainLoad = Mutex([String: Int]())
     private let stopping = Atomic<Bool>(false)
     /// The VERP codec, loaded from the database when the worker starts (the key is cluster-wide).
@@ -204,9 +204,12 @@ public final class DeliveryWorker: Service, Sendable {
     }
 
     /// The most recipients of one domain a claim takes, and the load at which the domain is left out of claims:
-    /// the per-host connection limit (a delivery beyond it would only wait for a connection).
+    /// twice the per-host connection limit. The second half waits for a connection with its body already read
+    /// and signed, so a connection never waits for the database: with exactly the limit, 10 connections to one
+    /// host carried 597 msg/s, with twice it 906 msg/s (docs/benchmarks.md, B2). A host that hangs holds at most
+    /// about twice this many of the worker's delivery slots.
     static func perDomainLimit(_ configuration: WorkerConfiguration) -> Int {
-        max(configuration.maxConnectionsPerMX, 1)
+        max(configuration.maxConnectionsPerMX, 1) * 2
     }
 
     /// Counts a group's attempt as finished; wakes the claim loop when its domain is no longer left out.

@@ -352,6 +352,7 @@ class Lab:
         self.nodes = [Node(self, index + 1, roles) for index, roles in enumerate(node_roles)]
         self.haproxy = HAProxy(self) if haproxy else None
         self.api_key = None
+        self.tenant_id = None
 
     # -- start -----------------------------------------------------------------------------------------------
 
@@ -443,6 +444,7 @@ class Lab:
         if status != 201:
             raise RuntimeError("POST /admin/tenants answered %s: %s" % (status, body))
         self.api_key = body["api_key"]
+        self.tenant_id = body["id"]
         status, body = request(self.api_port, "POST", "/v1/domains", {"name": SENDER_DOMAIN}, token=self.api_key)
         if status != 201:
             raise RuntimeError("POST /v1/domains answered %s: %s" % (status, body))
