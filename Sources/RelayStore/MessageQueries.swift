@@ -182,53 +182,10 @@ extension RelayDatabase {
     }
 
     private func insert(_ message: NewMessage, on connection: PostgresConnection) async throws {
-        let emails = message.recipients.map(\.email)
-        let domains = message.recipients.map(\.domain)
-        let providers = message.recipients.map { MailboxProvider.classify(mx: nil, domain: $0.domain).rawValue }
-        let statuses = message.recipients.map {
-            message.suppressed[$0.email.lowercased()] == nil ? RecipientStatus.queued.rawValue : RecipientStatus.suppressed.rawValue
-        }
-        let reasons = message.recipients.map { message.suppressed[$0.email.lowercased()] ?? "" }
-        let lifetimeSeconds = message.lifetime.seconds
-        let rows = try await connection.query("""
-            WITH start AS (
-                -- When the first attempt may be made: now, or the scheduled time.
-                SELECT COALESCE(\(message.notBefore)::timestamptz, now()) AS at
-            ), m AS (
-                INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
-                                      size_bytes, smtputf8, expires_at, send_at, hosted_unsubscribe)
-                SELECT \(message.id), \(message.tenantID), \(message.mailFrom), \(message.fromHeader), \(message.subject),
-                       \(message.messageIDHeader), \(message.tags), \(message.metadataJSON)::jsonb,
-                       \(message.body.readableBytes), \(message.requiresSMTPUTF8),
-                       start.at + make_interval(secs => \(lifetimeSeconds)), \(message.notBefore)::timestamptz, \(message.hostedUnsubscribe)
-                FROM start
-                RETURNING id
-            ), b AS (
-                INSERT INTO message_bodies (message_id, body) VALUES (\(message.id), \(message.body))
-            ), r AS (
-                INSERT INTO recipients (message_id, tenant_id, email, domain, status, next_attempt_at, reason)
-                SELECT \(message.id), \(message.tenantID), e, d, st, CASE WHEN st = 'queued' THEN start.at END, NULLIF(rs, '')
-                FROM start, unnest(\(emails)::text[], \(domains)::text[], \(statuses)::text[], \(reasons)::text[])
-                    WITH ORDINALITY AS x(e, d, st, rs, n) ORDER BY n
-                RETURNING id, domain, status
-            ), q AS (
-                INSERT INTO queue (recipient_id, message_id, domain, due_at)
-                SELECT id, \(message.id), domain, start.at FROM r, start WHERE status = 'queued'
-            ), ev AS (
-                -- Every recipient is accepted; a suppressed one is also suppressed at once (never attempted).
-                INSERT INTO events (tenant_id, message_id, recipient_id, type, reply_text)
-                SELECT \(message.tenantID), \(message.id), id, 'accepted', NULL FROM r
-                UNION ALL
-                SELECT \(message.tenantID), \(message.id), id, 'suppressed', 'the address is on the suppression list'
-                FROM r WHERE status = 'suppressed'
-            ), st AS (
-                INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, suppressed)
-                SELECT \(message.tenantID), date_trunc('hour', now(), 'UTC'), d, p, count(*), count(*) FILTER (WHERE s = 'suppressed')
-                FROM unnest(\(domains)::text[], \(providers)::text[], \(statuses)::text[]) AS s(d, p, s) GROUP BY d, p
-            )
-            SELECT pg_notify(\(Self.queueChannel), '')
-            """, logger: logger)
-        // `query` returns once the row description is in; an error while the statement executes (a constraint, a
+        // A named prepared statement: PostgreSQL parses and plans this seven-table statement once per connection
+        // instead of on every accept (docs/benchmarks.md, B1).
+        let rows = try await connection.execute(EnqueueStatement(message: message), logger: logger)
+        // `execute` returns once the row description is in; an error while the statement executes (a constraint, a
         // trigger, a connection failure) arrives with the rows. Read them, or a failed insert would look stored
         // (and in a transaction, COMMIT of the aborted transaction silently rolls back).
         for try await _ in rows {}
@@ -359,4 +316,82 @@ extension RelayDatabase {
             return (page, next)
         }
     }
+}
+
+/// Stores one message: its row, body, recipients, queue rows, `accepted` (and `suppressed`) events and pending
+/// statistics, and wakes idle workers, in one statement.
+struct EnqueueStatement: PostgresPreparedStatement {
+    static let name = "relay_enqueue_v1"
+    static let sql = """
+        WITH start AS (
+            -- When the first attempt may be made: now, or the scheduled time.
+            SELECT COALESCE($1::timestamptz, now()) AS at
+        ), m AS (
+            INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
+                                  size_bytes, smtputf8, expires_at, send_at, hosted_unsubscribe)
+            SELECT $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, start.at + make_interval(secs => $12), $1::timestamptz, $13
+            FROM start
+            RETURNING id
+        ), b AS (
+            INSERT INTO message_bodies (message_id, body) VALUES ($2, $14)
+        ), r AS (
+            INSERT INTO recipients (message_id, tenant_id, email, domain, status, next_attempt_at, reason)
+            SELECT $2, $3, e, d, st, CASE WHEN st = 'queued' THEN start.at END, NULLIF(rs, '')
+            FROM start, unnest($15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS x(e, d, st, rs, n)
+            ORDER BY n
+            RETURNING id, domain, status
+        ), q AS (
+            INSERT INTO queue (recipient_id, message_id, domain, due_at)
+            SELECT id, $2, domain, start.at FROM r, start WHERE status = 'queued'
+        ), ev AS (
+            -- Every recipient is accepted; a suppressed one is also suppressed at once (never attempted).
+            INSERT INTO events (tenant_id, message_id, recipient_id, type, reply_text)
+            SELECT $3, $2, id, 'accepted', NULL FROM r
+            UNION ALL
+            SELECT $3, $2, id, 'suppressed', 'the address is on the suppression list' FROM r WHERE status = 'suppressed'
+        ), st AS (
+            INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, suppressed)
+            SELECT $3, date_trunc('hour', now(), 'UTC'), d, p, count(*), count(*) FILTER (WHERE s = 'suppressed')
+            FROM unnest($16::text[], $19::text[], $17::text[]) AS s(d, p, s) GROUP BY d, p
+        )
+        SELECT pg_notify('\(RelayDatabase.queueChannel)', '')
+        """
+    /// Declared, not inferred from the first execution's values: a NULL send time must not fix the type.
+    static let bindingDataTypes: [PostgresDataType] = [
+        .timestamptz, .uuid, .uuid, .text, .text, .text, .text, .textArray, .text, .int8, .bool, .float8, .bool,
+        .bytea, .textArray, .textArray, .textArray, .textArray, .textArray,
+    ]
+    typealias Row = ()
+
+    let message: NewMessage
+
+    func makeBindings() throws -> PostgresBindings {
+        let recipients = message.recipients
+        let statuses = recipients.map {
+            message.suppressed[$0.email.lowercased()] == nil ? RecipientStatus.queued.rawValue : RecipientStatus.suppressed.rawValue
+        }
+        var bindings = PostgresBindings(capacity: 19)
+        if let notBefore = message.notBefore { bindings.append(notBefore) } else { bindings.appendNull() }
+        bindings.append(message.id)
+        bindings.append(message.tenantID)
+        bindings.append(message.mailFrom)
+        bindings.append(message.fromHeader)
+        bindings.append(message.subject)
+        bindings.append(message.messageIDHeader)
+        bindings.append(message.tags)
+        bindings.append(message.metadataJSON)
+        bindings.append(Int64(message.body.readableBytes))
+        bindings.append(message.requiresSMTPUTF8)
+        bindings.append(message.lifetime.seconds)
+        bindings.append(message.hostedUnsubscribe)
+        bindings.append(message.body)
+        bindings.append(recipients.map(\.email))
+        bindings.append(recipients.map(\.domain))
+        bindings.append(statuses)
+        bindings.append(recipients.map { message.suppressed[$0.email.lowercased()] ?? "" })
+        bindings.append(recipients.map { MailboxProvider.classify(mx: nil, domain: $0.domain).rawValue })
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {}
 }
