@@ -166,6 +166,7 @@ let package = Package(
             dependencies: [
                 "RelayCore", "RelayMigrations",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import Synchronization
 
@@ -48,8 +49,9 @@ public final class RelayDatabase: Sendable {
                 let work = Task {
                     do { race.finish(.success(try await operation())) } catch { race.finish(.failure(error)) }
                 }
-                let timer = Task {
-                    try? await Task.sleep(for: timeout)
+                // A timer on an event loop, not a sleeping task: no second task and no Dispatch timer per call
+                // (docs/benchmarks.md).
+                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .milliseconds(timeout.milliseconds)) {
                     race.finish(.failure(StoreError(code: .unavailable, description: "the database did not answer within \(timeout)")))
                 }
                 race.onFinish { work.cancel(); timer.cancel() }
