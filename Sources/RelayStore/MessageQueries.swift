@@ -121,7 +121,13 @@ extension RelayDatabase {
     /// Stores a message, its body, its recipients, their queue rows and `accepted` events in one transaction,
     /// and notifies idle workers on commit. With an idempotency key, a replay or conflict stores nothing.
     public func enqueue(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
-        try await withDeadline { try await self.store(message, idempotency: idempotency) }
+        guard idempotency == nil else {
+            return try await withDeadline { try await self.store([message], tenantID: message.tenantID, idempotency: idempotency) }
+        }
+        // Group commit: concurrent accepts share one statement and one commit (EnqueueGroup); each caller is
+        // answered after the commit that holds its message.
+        try await withDeadline { try await self.enqueueGroup.submit(message) }
+        return .stored
     }
 
     /// Stores many messages of one tenant in ONE transaction (all or none) as `enqueue` stores one, and notifies
@@ -131,22 +137,20 @@ extension RelayDatabase {
         try await withDeadline(requestTimeout * 6) { try await self.store(messages, tenantID: tenantID, idempotency: idempotency) }
     }
 
-    private func store(_ message: NewMessage, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
-        try await store([message], tenantID: message.tenantID, idempotency: idempotency)
+    /// Writes messages in one statement (atomic by itself), for the group committer; bounded by the request
+    /// deadline, so that a writer never outlives the callers waiting for it by much.
+    func insertGroup(_ messages: [NewMessage]) async throws {
+        try await withDeadline { [self] in
+            try await client.withConnection { connection in try await self.insert(messages, on: connection) }
+        }
     }
 
     private func store(_ messages: [NewMessage], tenantID: UUID, idempotency: IdempotencyRequest?) async throws -> EnqueueResult {
         guard let idempotency else {
             if messages.isEmpty { return .stored }
-            if messages.count == 1 {
-                // One statement is atomic by itself.
-                try await client.withConnection { connection in
-                    try await insert(messages[0], on: connection)
-                }
-            } else {
-                try await client.withTransaction(logger: logger) { connection in
-                    for message in messages { try await insert(message, on: connection) }
-                }
+            // One statement is atomic by itself.
+            try await client.withConnection { connection in
+                try await insert(messages, on: connection)
             }
             return .stored
         }
@@ -164,7 +168,7 @@ extension RelayDatabase {
             var inserted = false
             for try await _ in claimed { inserted = true }
             if inserted {
-                for message in messages { try await insert(message, on: connection) }
+                if !messages.isEmpty { try await insert(messages, on: connection) }
                 return .stored
             }
             let existing = try await connection.query("""
@@ -181,10 +185,10 @@ extension RelayDatabase {
         }
     }
 
-    private func insert(_ message: NewMessage, on connection: PostgresConnection) async throws {
+    private func insert(_ messages: [NewMessage], on connection: PostgresConnection) async throws {
         // A named prepared statement: PostgreSQL parses and plans this seven-table statement once per connection
         // instead of on every accept (docs/benchmarks.md, B1).
-        let rows = try await connection.execute(EnqueueStatement(message: message), logger: logger)
+        let rows = try await connection.execute(EnqueueStatement(messages: messages), logger: logger)
         // `execute` returns once the row description is in; an error while the statement executes (a constraint, a
         // trigger, a connection failure) arrives with the rows. Read them, or a failed insert would look stored
         // (and in a transaction, COMMIT of the aborted transaction silently rolls back).
@@ -318,78 +322,101 @@ extension RelayDatabase {
     }
 }
 
-/// Stores one message: its row, body, recipients, queue rows, `accepted` (and `suppressed`) events and pending
-/// statistics, and wakes idle workers, in one statement.
+/// Stores messages: their rows, bodies, recipients, queue rows, `accepted` (and `suppressed`) events and pending
+/// statistics, and wakes idle workers, in one statement. Messages are given as parallel arrays (one element per
+/// message), recipients as parallel arrays with the index of their message (1-based).
 struct EnqueueStatement: PostgresPreparedStatement {
-    static let name = "relay_enqueue_v1"
+    static let name = "relay_enqueue_v2"
     static let sql = """
-        WITH start AS (
-            -- When the first attempt may be made: now, or the scheduled time.
-            SELECT COALESCE($1::timestamptz, now()) AS at
+        WITH input AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                 $8::text[], $9::int8[], $10::bool[], $11::float8[], $12::float8[], $13::bool[], $14::bytea[])
+                WITH ORDINALITY AS x(id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
+                                     size_bytes, smtputf8, lifetime, not_before, hosted, body, index)
+        ), timed AS (
+            -- When the first attempt may be made: now, or the scheduled time (not_before < 0: none).
+            SELECT input.*, CASE WHEN not_before < 0 THEN NULL ELSE to_timestamp(not_before) END AS send_at,
+                   CASE WHEN not_before < 0 THEN now() ELSE to_timestamp(not_before) END AS start_at
+            FROM input
         ), m AS (
             INSERT INTO messages (id, tenant_id, mail_from, from_header, subject, message_id_header, tags, metadata,
                                   size_bytes, smtputf8, expires_at, send_at, hosted_unsubscribe)
-            SELECT $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, start.at + make_interval(secs => $12), $1::timestamptz, $13
-            FROM start
-            RETURNING id
+            SELECT id, tenant_id, mail_from, from_header, subject, message_id_header,
+                   ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)), metadata::jsonb, size_bytes, smtputf8,
+                   start_at + make_interval(secs => lifetime), send_at, hosted
+            FROM timed ORDER BY index
         ), b AS (
-            INSERT INTO message_bodies (message_id, body) VALUES ($2, $14)
+            INSERT INTO message_bodies (message_id, body) SELECT id, body FROM timed ORDER BY index
+        ), listed AS (
+            SELECT * FROM unnest($15::int8[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
+                WITH ORDINALITY AS y(message_index, e, d, st, rs, p, n)
         ), r AS (
             INSERT INTO recipients (message_id, tenant_id, email, domain, status, next_attempt_at, reason)
-            SELECT $2, $3, e, d, st, CASE WHEN st = 'queued' THEN start.at END, NULLIF(rs, '')
-            FROM start, unnest($15::text[], $16::text[], $17::text[], $18::text[]) WITH ORDINALITY AS x(e, d, st, rs, n)
-            ORDER BY n
-            RETURNING id, domain, status
+            SELECT t.id, t.tenant_id, e, d, st, CASE WHEN st = 'queued' THEN t.start_at END, NULLIF(rs, '')
+            FROM listed JOIN timed t ON t.index = listed.message_index ORDER BY n
+            RETURNING id, message_id, tenant_id, domain, status, next_attempt_at
         ), q AS (
             INSERT INTO queue (recipient_id, message_id, domain, due_at)
-            SELECT id, $2, domain, start.at FROM r, start WHERE status = 'queued'
+            SELECT id, message_id, domain, next_attempt_at FROM r WHERE status = 'queued'
         ), ev AS (
             -- Every recipient is accepted; a suppressed one is also suppressed at once (never attempted).
             INSERT INTO events (tenant_id, message_id, recipient_id, type, reply_text)
-            SELECT $3, $2, id, 'accepted', NULL FROM r
+            SELECT tenant_id, message_id, id, 'accepted', NULL FROM r
             UNION ALL
-            SELECT $3, $2, id, 'suppressed', 'the address is on the suppression list' FROM r WHERE status = 'suppressed'
+            SELECT tenant_id, message_id, id, 'suppressed', 'the address is on the suppression list' FROM r
+            WHERE status = 'suppressed'
         ), st AS (
             INSERT INTO stats_hourly_pending (tenant_id, hour, domain, provider, accepted, suppressed)
-            SELECT $3, date_trunc('hour', now(), 'UTC'), d, p, count(*), count(*) FILTER (WHERE s = 'suppressed')
-            FROM unnest($16::text[], $19::text[], $17::text[]) AS s(d, p, s) GROUP BY d, p
+            SELECT t.tenant_id, date_trunc('hour', now(), 'UTC'), d, p, count(*), count(*) FILTER (WHERE st = 'suppressed')
+            FROM listed JOIN timed t ON t.index = listed.message_index GROUP BY t.tenant_id, d, p
         )
         SELECT pg_notify('\(RelayDatabase.queueChannel)', '')
         """
-    /// Declared, not inferred from the first execution's values: a NULL send time must not fix the type.
     static let bindingDataTypes: [PostgresDataType] = [
-        .timestamptz, .uuid, .uuid, .text, .text, .text, .text, .textArray, .text, .int8, .bool, .float8, .bool,
-        .bytea, .textArray, .textArray, .textArray, .textArray, .textArray,
+        .uuidArray, .uuidArray, .textArray, .textArray, .textArray, .textArray, .textArray, .textArray, .int8Array,
+        .boolArray, .float8Array, .float8Array, .boolArray, .byteaArray,
+        .int8Array, .textArray, .textArray, .textArray, .textArray, .textArray,
     ]
     typealias Row = ()
 
-    let message: NewMessage
+    let messages: [NewMessage]
 
     func makeBindings() throws -> PostgresBindings {
-        let recipients = message.recipients
-        let statuses = recipients.map {
-            message.suppressed[$0.email.lowercased()] == nil ? RecipientStatus.queued.rawValue : RecipientStatus.suppressed.rawValue
+        var bindings = PostgresBindings(capacity: 20)
+        bindings.append(messages.map(\.id))
+        bindings.append(messages.map(\.tenantID))
+        bindings.append(messages.map(\.mailFrom))
+        bindings.append(messages.map(\.fromHeader))
+        bindings.append(messages.map(\.subject))
+        bindings.append(messages.map(\.messageIDHeader))
+        // Tag lists differ in length and PostgreSQL arrays are rectangular: each list travels as a JSON array.
+        bindings.append(try messages.map { String(decoding: try JSONEncoder().encode($0.tags), as: UTF8.self) })
+        bindings.append(messages.map(\.metadataJSON))
+        bindings.append(messages.map { Int64($0.body.readableBytes) })
+        bindings.append(messages.map(\.requiresSMTPUTF8))
+        bindings.append(messages.map(\.lifetime.seconds))
+        bindings.append(messages.map { $0.notBefore?.timeIntervalSince1970 ?? -1 })
+        bindings.append(messages.map(\.hostedUnsubscribe))
+        bindings.append(messages.map(\.body))
+        var indexes: [Int64] = [], emails: [String] = [], domains: [String] = [], statuses: [String] = []
+        var reasons: [String] = [], providers: [String] = []
+        for (index, message) in messages.enumerated() {
+            for recipient in message.recipients {
+                let suppressed = message.suppressed[recipient.email.lowercased()]
+                indexes.append(Int64(index + 1))
+                emails.append(recipient.email)
+                domains.append(recipient.domain)
+                statuses.append(suppressed == nil ? RecipientStatus.queued.rawValue : RecipientStatus.suppressed.rawValue)
+                reasons.append(suppressed ?? "")
+                providers.append(MailboxProvider.classify(mx: nil, domain: recipient.domain).rawValue)
+            }
         }
-        var bindings = PostgresBindings(capacity: 19)
-        if let notBefore = message.notBefore { bindings.append(notBefore) } else { bindings.appendNull() }
-        bindings.append(message.id)
-        bindings.append(message.tenantID)
-        bindings.append(message.mailFrom)
-        bindings.append(message.fromHeader)
-        bindings.append(message.subject)
-        bindings.append(message.messageIDHeader)
-        bindings.append(message.tags)
-        bindings.append(message.metadataJSON)
-        bindings.append(Int64(message.body.readableBytes))
-        bindings.append(message.requiresSMTPUTF8)
-        bindings.append(message.lifetime.seconds)
-        bindings.append(message.hostedUnsubscribe)
-        bindings.append(message.body)
-        bindings.append(recipients.map(\.email))
-        bindings.append(recipients.map(\.domain))
+        bindings.append(indexes)
+        bindings.append(emails)
+        bindings.append(domains)
         bindings.append(statuses)
-        bindings.append(recipients.map { message.suppressed[$0.email.lowercased()] ?? "" })
-        bindings.append(recipients.map { MailboxProvider.classify(mx: nil, domain: $0.domain).rawValue })
+        bindings.append(reasons)
+        bindings.append(providers)
         return bindings
     }
 

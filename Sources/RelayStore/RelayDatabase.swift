@@ -22,11 +22,21 @@ public final class RelayDatabase: Sendable {
     public var operationsInFlight: Int { inFlight.load(ordering: .relaxed) }
     private let inFlight = Atomic<Int>(0)
 
+    /// Single-message accepts, committed in groups (`enqueue`).
+    let enqueueGroup: EnqueueGroup
+
     /// Wraps a client. The client must be running (its `run()` called) before any query.
     public init(client: PostgresClient, logger: Logger, requestTimeout: Duration = .seconds(5)) {
         self.client = client
         self.logger = logger
         self.requestTimeout = requestTimeout
+        // The writers call back into this database, weakly: the group must not keep it alive.
+        let reference = WeakDatabaseReference()
+        enqueueGroup = EnqueueGroup { messages in
+            guard let database = reference.database else { throw CancellationError() }
+            try await database.insertGroup(messages)
+        }
+        reference.database = self
     }
 
     /// Runs a request-path operation with `requestTimeout` (or `timeout`); on expiry the operation is cancelled
@@ -72,6 +82,11 @@ public final class RelayDatabase: Sendable {
     public static func hashAPIKey(_ key: String) -> [UInt8] {
         Array(SHA256.hash(data: Array(key.utf8)))
     }
+}
+
+/// Set once, in `RelayDatabase.init`, before any reader exists; read-only afterwards.
+private final class WeakDatabaseReference: @unchecked Sendable {
+    weak var database: RelayDatabase?
 }
 
 /// Errors of the store that callers act on.

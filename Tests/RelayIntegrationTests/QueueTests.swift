@@ -30,6 +30,54 @@ import Testing
         }
     }
 
+    /// Group commit: many concurrent single-message accepts are all stored, each once and whole (recipients, queue
+    /// rows, tags, schedule), however the group writer batched them.
+    @Test func concurrentAcceptsAreEachStoredOnceByTheGroupCommit() async throws {
+        try await withMigratedStore { database, tenant in
+            let sendAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 3600).rounded())
+            let messages = (0..<200).map { index -> NewMessage in
+                var message = message(tenant: tenant, recipients: (0...(index % 3)).map { "r\($0)-\(index)@group.test" })
+                message.tags = Array(["a", "b", "c"].prefix(index % 4))
+                if index % 10 == 0 { message.notBefore = sendAt }
+                return message
+            }
+            try await withThrowingTaskGroup(of: EnqueueResult.self) { group in
+                for message in messages { group.addTask { try await database.enqueue(message, idempotency: nil) } }
+                for try await result in group { #expect(result == .stored) }
+            }
+            for (index, message) in messages.enumerated() {
+                let record = try #require(try await database.message(id: message.id, tenantID: tenant))
+                #expect(record.recipients.map(\.email) == message.recipients.map(\.email))
+                #expect(record.tags == message.tags)
+                #expect(record.sendAt == (index % 10 == 0 ? sendAt : nil))
+            }
+            let depth = try await database.queueDepth()
+            #expect(depth.waiting + depth.leased == messages.reduce(0) { $0 + $1.recipients.count })
+        }
+    }
+
+    /// A message the server refuses (here: an id that is taken) fails alone; the messages committed in the same
+    /// group are stored.
+    @Test func aRefusedMessageDoesNotFailItsGroup() async throws {
+        try await withMigratedStore { database, tenant in
+            let taken = message(tenant: tenant, recipients: ["first@group.test"])
+            #expect(try await database.enqueue(taken, idempotency: nil) == .stored)
+            var duplicate = message(tenant: tenant, recipients: ["second@group.test"])
+            duplicate.id = taken.id
+            let others = (0..<30).map { message(tenant: tenant, recipients: ["o\($0)@group.test"]) }
+            let outcomes = try await withThrowingTaskGroup(of: (UUID, Bool).self) { group in
+                for message in others + [duplicate] + others.map({ var copy = $0; copy.id = TimeOrderedUUID.make(); return copy }) {
+                    group.addTask { ((message.id), (try? await database.enqueue(message, idempotency: nil)) == .stored) }
+                }
+                return try await group.reduce(into: [(UUID, Bool)]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { !$0.1 }.count == 1, "only the duplicate fails")
+            #expect(outcomes.filter { $0.1 }.count == 60)
+            let record = try #require(try await database.message(id: taken.id, tenantID: tenant))
+            #expect(record.recipients.map(\.email) == ["first@group.test"], "the original is untouched")
+        }
+    }
+
     /// A claim takes at most `perDomain` rows of one domain and none of an excluded (busy) domain, so a domain
     /// whose MX hangs cannot fill a worker with its mail.
     @Test func aClaimTakesABoundedShareOfEachDomainAndNoneOfABusyOne() async throws {
