@@ -68,6 +68,13 @@ public struct DatabaseLocation: Sendable, Equatable {
         configuration.options.minimumConnections = 0
         // Fail fast when the database is down so that the API answers 503 instead of hanging.
         configuration.options.connectTimeout = .seconds(3)
+        // The pool starts a keep-alive and an idle timer (each a sleeping task) whenever a connection goes back to
+        // it, and cancels them when the connection is taken again: one or two per query. The Swift runtime keeps
+        // a cancelled sleep's memory until its deadline passes, so with the defaults (30 s, 60 s) a node at a few
+        // thousand queries per second held hundreds of megabytes (docs/benchmarks.md, B6). No keep-alive (a dead
+        // connection fails its next query and is replaced) and a 10 s idle timeout keep that to a few megabytes.
+        configuration.options.keepAliveBehavior = nil
+        configuration.options.connectionIdleTimeout = .seconds(10)
         return configuration
     }
 }
