@@ -31,21 +31,6 @@ extension RelayDatabase {
         }
     }
 
-    /// Which of `emails` the tenant suppresses now: lower-cased address → reason. One primary-key probe per address.
-    public func suppressedAddresses(tenantID: UUID, emails: [String]) async throws -> [String: String] {
-        if emails.isEmpty { return [:] }
-        return try await withDeadline { [self] in
-            let rows = try await client.query("""
-                SELECT email_lower, reason FROM suppressions
-                WHERE tenant_id = \(tenantID) AND email_lower = ANY(\(emails.map { $0.lowercased() })::text[])
-                  AND (expires_at IS NULL OR expires_at > now())
-                """, logger: logger)
-            var found: [String: String] = [:]
-            for try await (email, reason) in rows.decode((String, String).self) { found[email] = reason }
-            return found
-        }
-    }
-
     /// The checks of an HTTP send in one round trip: whether the sender domain is the tenant's and its DKIM
     /// record verified, whether the tenant is paused, and which recipients the tenant suppresses.
     public func sendChecks(tenantID: UUID, senderDomain: String, recipients: [String])
