@@ -48,6 +48,8 @@ public final class DeliveryWorker: Service, Sendable {
     /// worker's delivery slots (4 × RELAY_MX_MAX_CONNECTIONS) and the other domains keep flowing.
     private let domainLoad = Mutex([String: Int]())
     private let stopping = Atomic<Bool>(false)
+    /// Counts NOTIFYs of new mail, so the claim loop can tell whether anything may have become due since a claim.
+    private let notifications = Atomic<Int>(0)
     /// The VERP codec, loaded from the database when the worker starts (the key is cluster-wide).
     private let returnPath = Mutex<ReturnPath?>(nil)
     /// Relay-hosted unsubscribe links, loaded with the return path.
@@ -134,6 +136,10 @@ public final class DeliveryWorker: Service, Sendable {
     private func claimLoop(deliveries: inout DiscardingTaskGroup, writer: CompletionWriter) async {
         var errorDelay: Duration = .milliseconds(100)
         var lastIdleSweep = ContinuousClock.now
+        // A claim that left out busy domains and found nothing: nothing else was due then. Repeating it is
+        // pointless until new mail is announced or the poll interval passes, and on a deep queue of one busy
+        // domain it is expensive (it reads that domain's whole backlog to find nothing).
+        var emptyClaim: (excluding: Set<String>, notifications: Int, at: ContinuousClock.Instant)?
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             if ContinuousClock.now - lastIdleSweep > .seconds(1) {
                 lastIdleSweep = .now
@@ -151,8 +157,15 @@ public final class DeliveryWorker: Service, Sendable {
             do {
                 let perDomain = Self.perDomainLimit(configuration)
                 let busy = domainLoad.withLock { load in load.filter { $0.value >= perDomain }.map(\.key) }
+                let announced = notifications.load(ordering: .relaxed)
+                if let empty = emptyClaim, !busy.isEmpty, empty.excluding.isSubset(of: busy), empty.notifications == announced,
+                   ContinuousClock.now - empty.at < configuration.pollInterval {
+                    await wakeup.wait(timeout: configuration.pollInterval - (ContinuousClock.now - empty.at))
+                    continue
+                }
                 claimed = try await database.claim(owner: configuration.nodeID, limit: limit, lease: configuration.leaseTime,
                                                    perDomain: perDomain, excluding: busy)
+                emptyClaim = claimed.isEmpty && !busy.isEmpty ? (Set(busy), announced, .now) : nil
                 errorDelay = .milliseconds(100)
             } catch {
                 logger.warning("claiming work failed; retrying", metadata: ["error": "\(String(reflecting: error))"])
@@ -385,6 +398,7 @@ public final class DeliveryWorker: Service, Sendable {
                 try await database.client.withConnection { connection in
                     try await connection.listen(on: RelayDatabase.queueChannel) { notifications in
                         for try await _ in notifications {
+                            self.notifications.add(1, ordering: .relaxed)
                             self.wakeup.signal()
                         }
                     }
