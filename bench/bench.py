@@ -373,13 +373,16 @@ def bench_fixed_rate(relay, work_root, rates, seconds, connections=64, sessions=
             except Exception:
                 drained = False
             delivered, undelivered = step_latencies(lab, since, until)
+            # Latency counts from each request's scheduled time, so a generator that fell behind (descheduled on
+            # the two shared cores) shows in p99 rather than hiding it; it is reported, not a failure by itself.
             ok = (result["errors"] == 0 and result["completed"] > 0 and result["p99_ms"] < 50 and drained
-                  and backlog <= rate * 2 and not result["behind_schedule"])
+                  and backlog <= rate * 2)
             steps.append(dict(rate=rate, result=result, backlog=backlog, delivered=delivered, ok=ok))
-            print("  B5 %5d/s: accept p50 %.1f ms p99 %.1f ms, errors %d, backlog at end %d, delivery p50 %s p99 %s%s"
-                  % (rate, result["p50_ms"] or -1, result["p99_ms"] or -1, result["errors"], backlog,
+            print("  B5 %5d/s: accept p50 %.1f ms p99 %.1f ms, errors %d, backlog at end %d, drained %s, "
+                  "delivery p50 %s p99 %s, generator behind schedule %s%s"
+                  % (rate, result["p50_ms"] or -1, result["p99_ms"] or -1, result["errors"], backlog, drained,
                      "%.0f ms" % percentile(delivered, 0.5) if delivered else "-",
-                     "%.0f ms" % percentile(delivered, 0.99) if delivered else "-",
+                     "%.0f ms" % percentile(delivered, 0.99) if delivered else "-", result["behind_schedule"],
                      "" if ok else "  (over the limit)"), flush=True)
             if not ok:
                 break
