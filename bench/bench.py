@@ -511,7 +511,7 @@ def main():
     parser.add_argument("--messages", type=int, default=50000, help="B2 queue size")
     parser.add_argument("--large-messages", type=int, default=10000, help="B3 queue size")
     parser.add_argument("--submissions", type=int, default=10000, help="B4/B7 messages per run")
-    parser.add_argument("--rates", default="100,200,400,600,800,1000,1200,1500,2000",
+    parser.add_argument("--rates", default="100,200,300,400,500,600,800,1000,1200,1500,2000",
                         help="B5 rates to try, in order, until one fails")
     parser.add_argument("--queued", type=int, default=1000000, help="B6 messages queued")
     parser.add_argument("--drain-seconds", type=int, default=120, help="B6 draining time")
