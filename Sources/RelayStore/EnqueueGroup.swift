@@ -65,24 +65,24 @@ final class EnqueueGroup: Sendable {
                 return group
             }
             if group.isEmpty { return }
-            do {
-                try await write(group.map(\.message))
-                for waiter in group { waiter.continuation.resume() }
-            } catch let error as PSQLError where error.code == .server && group.count > 1 {
-                // The server refused the statement (a constraint, say): one message must not fail the others, so
-                // each is written alone. Not on connection errors or timeouts: those would fail alone just the same
-                // (and a statement whose commit was not acknowledged may have been stored).
-                for waiter in group {
-                    do {
-                        try await write([waiter.message])
-                        waiter.continuation.resume()
-                    } catch {
-                        waiter.continuation.resume(throwing: error)
-                    }
-                }
-            } catch {
-                for waiter in group { waiter.continuation.resume(throwing: error) }
-            }
+            await store(group[...])
+        }
+    }
+
+    /// Stores a group in one statement and answers its callers. When the server refuses the statement (a
+    /// constraint, say), one message must not fail the others: the halves are tried apart, down to the message
+    /// that fails alone, about 2·log₂(n) statements for one bad message in n. Not on connection errors or timeouts:
+    /// those would fail apart just the same (and a statement whose commit was not acknowledged may have been stored).
+    private func store(_ group: ArraySlice<Waiter>) async {
+        do {
+            try await write(group.map(\.message))
+            for waiter in group { waiter.continuation.resume() }
+        } catch let error as PSQLError where error.code == .server && group.count > 1 {
+            let middle = group.startIndex + group.count / 2
+            await store(group[..<middle])
+            await store(group[middle...])
+        } catch {
+            for waiter in group { waiter.continuation.resume(throwing: error) }
         }
     }
 }
