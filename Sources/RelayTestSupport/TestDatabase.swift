@@ -106,12 +106,12 @@ public enum TestDatabase {
     }
 
     /// A running client for a database URL, with the store on top; call `shutdown` at the end.
-    public static func connect(_ url: String) throws -> (RelayDatabase, Task<Void, Never>) {
+    public static func connect(_ url: String, requestTimeout: Duration = .seconds(5)) throws -> (RelayDatabase, Task<Void, Never>) {
         let location = try DatabaseLocation(url: url)
         let client = PostgresClient(configuration: location.clientConfiguration(maximumConnections: 30),
                                     backgroundLogger: Logger(label: "test-db"))
         let task = Task { await client.run() }
-        return (RelayDatabase(client: client, logger: Logger(label: "test-db")), task)
+        return (RelayDatabase(client: client, logger: Logger(label: "test-db"), requestTimeout: requestTimeout), task)
     }
 }
 

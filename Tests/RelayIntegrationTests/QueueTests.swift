@@ -33,7 +33,9 @@ import Testing
     /// Group commit: concurrent single-message accepts are all stored, each once and whole (recipients, queue
     /// rows, tags, schedule), however the group writer batched them.
     @Test func concurrentAcceptsAreEachStoredOnceByTheGroupCommit() async throws {
-        try await withMigratedStore { database, tenant in
+        // These tests are about which messages are stored, not how fast: the integration tier runs some sixty suites
+        // at once on two cores, where one CI run saw statements take seconds, so the deadline is generous.
+        try await withMigratedStore(requestTimeout: .seconds(60)) { database, tenant in
             let sendAt = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 3600).rounded())
             let messages = (0..<80).map { index -> NewMessage in
                 var message = message(tenant: tenant, recipients: (0...(index % 3)).map { "r\($0)-\(index)@group.test" })
@@ -59,7 +61,7 @@ import Testing
     /// A message the server refuses (here: an id that is taken) fails alone; the messages committed in the same
     /// group are stored.
     @Test func aRefusedMessageDoesNotFailItsGroup() async throws {
-        try await withMigratedStore { database, tenant in
+        try await withMigratedStore(requestTimeout: .seconds(60)) { database, tenant in
             let taken = message(tenant: tenant, recipients: ["first@group.test"])
             #expect(try await database.enqueue(taken, idempotency: nil) == .stored)
             var duplicate = message(tenant: tenant, recipients: ["second@group.test"])
