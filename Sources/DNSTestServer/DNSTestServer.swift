@@ -36,8 +36,9 @@ public final class DNSTestServer: Sendable {
         // With port 0 the kernel picks a free UDP port, which may be taken for TCP: try a few.
         var lastError: (any Error)?
         for _ in 0..<(port == 0 ? 20 : 1) {
+            // No SO_REUSEADDR on the UDP socket: on Linux two UDP sockets that both set it may share a port, even
+            // one the kernel picked for port 0, and then one test's queries reach another test's server.
             let udp = try await DatagramBootstrap(group: eventLoopGroup)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(zone: zone))
