@@ -390,7 +390,8 @@ struct EnqueueStatement: PostgresPreparedStatement {
         bindings.append(messages.map(\.subject))
         bindings.append(messages.map(\.messageIDHeader))
         // Tag lists differ in length and PostgreSQL arrays are rectangular: each list travels as a JSON array.
-        bindings.append(try messages.map { String(decoding: try JSONEncoder().encode($0.tags), as: UTF8.self) })
+        let encoder = JSONEncoder()
+        bindings.append(try messages.map { String(decoding: try encoder.encode($0.tags), as: UTF8.self) })
         bindings.append(messages.map(\.metadataJSON))
         bindings.append(messages.map { Int64($0.body.readableBytes) })
         bindings.append(messages.map(\.requiresSMTPUTF8))
