@@ -193,7 +193,7 @@ func fuzzProxy(_ random: inout FuzzRandom) throws(Failure) {
         guard ProxyProtocolHeader.parse(input[0..<length]) == result else {
             throw Failure(target: "proxy", message: "the header's own bytes parse differently", input: input)
         }
-        if let source, source.isEmpty || !source.allSatisfy({ $0.isHexDigit || $0 == "." || $0 == ":" }) {
+        if let source, source.isEmpty || !source.allSatisfy({ $0.isASCII && ($0.isHexDigit || $0 == "." || $0 == ":") }) {
             throw Failure(target: "proxy", message: "source \(source.debugDescription) is not an address", input: input)
         }
     case .invalid:

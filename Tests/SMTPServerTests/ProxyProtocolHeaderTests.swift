@@ -19,6 +19,10 @@ struct ProxyProtocolHeaderTests {
         "EHLO client.test\r\n", "PROXY TCP4 203.0.113.7 192.0.2.1 56324\r\n", "PROXY TCP4 203.0.113.300 192.0.2.1 1 2\r\n",
         "PROXY TCP4 203.0.113.7 192.0.2.1 1 99999\r\n", "PROXY UDP4 203.0.113.7 192.0.2.1 1 2\r\n",
         "PROXY TCP4 203.0.113.7 192.0.2.1 1 2\n", "PROXY TCP4 a b 1 2\r\n",
+        // Found by the fuzzer: Int() accepts signs, so these once passed as addresses and ports.
+        "PROXY TCP4 203.0.-13.7 192.0.2.1 56324 587\r\n", "PROXY TCP4 203.0.+13.7 192.0.2.1 1 2\r\n",
+        "PROXY TCP4 203.0.113.7 192.0.2.1 +1 2\r\n", "PROXY TCP4 203.0.113.7 192.0.2.1 1 -0\r\n",
+        "PROXY TCP6 2001:db8::\u{FF21} 2001:db8::1 1 2\r\n",
     ])
     func invalidVersionOneLines(text: String) {
         guard case .invalid = ProxyProtocolHeader.parse(Array(text.utf8)) else {

@@ -48,8 +48,7 @@ public enum ProxyProtocolHeader {
         case "UNKNOWN":
             return .header(source: nil, length: cr + 2)
         case "TCP4", "TCP6":
-            guard parts.count == 6, let sourcePort = Int(parts[4]), let destinationPort = Int(parts[5]),
-                  (0...65535).contains(sourcePort), (0...65535).contains(destinationPort),
+            guard parts.count == 6, isPort(parts[4]), isPort(parts[5]),
                   isAddress(parts[2], v6: parts[1] == "TCP6"), isAddress(parts[3], v6: parts[1] == "TCP6")
             else { return .invalid("malformed PROXY v1 line") }
             return .header(source: String(parts[2]), length: cr + 2)
@@ -85,10 +84,18 @@ public enum ProxyProtocolHeader {
     }
 
     private static func isAddress(_ text: Substring, v6: Bool) -> Bool {
-        if v6 { return !text.isEmpty && text.count <= 45 && text.allSatisfy { $0.isHexDigit || $0 == ":" || $0 == "." } }
+        // ASCII only: Character.isHexDigit also holds for the fullwidth forms of 0-9, A-F.
+        if v6 { return !text.isEmpty && text.count <= 45 && text.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") } }
         let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { octet in
-            !octet.isEmpty && octet.count <= 3 && octet.allSatisfy(\.isASCII) && Int(octet).map { $0 <= 255 } == true
-        }
+        return octets.count == 4 && octets.allSatisfy { isDecimal($0, atMost: 255) }
+    }
+
+    /// Ports and IPv4 octets are plain decimal digits: `Int("-13")` and `Int("+80")` parse, and the fuzzer found
+    /// `203.0.-13.7` accepted as a client address.
+    private static func isPort(_ text: Substring) -> Bool { isDecimal(text, atMost: 65535) }
+
+    private static func isDecimal(_ text: Substring, atMost maximum: Int) -> Bool {
+        !text.isEmpty && text.count <= 5 && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+            && Int(text).map { $0 <= maximum } == true
     }
 }
