@@ -157,6 +157,7 @@ let package = Package(
                 .embedInCode("0012_tenant_rate_limits.sql"),
                 .embedInCode("0013_mx_connection_limits.sql"),
                 .embedInCode("0014_smtp_routes.sql"),
+                .embedInCode("0015_queue_domain_due.sql"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -41,4 +41,6 @@ public let allMigrations: [Migration] = [
               sql: String(decoding: PackageResources._013_mx_connection_limits_sql, as: UTF8.self)),
     Migration(version: 14, name: "0014_smtp_routes.sql",
               sql: String(decoding: PackageResources._014_smtp_routes_sql, as: UTF8.self)),
+    Migration(version: 15, name: "0015_queue_domain_due.sql",
+              sql: String(decoding: PackageResources._015_queue_domain_due_sql, as: UTF8.self)),
 ]

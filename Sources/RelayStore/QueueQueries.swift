@@ -131,14 +131,46 @@ extension RelayDatabase {
         }
     }
 
+    /// How many of the oldest due rows a claim that leaves out busy domains reads in due order before it looks
+    /// domain by domain instead.
+    public static let claimWindow = 2000
+
     private func claimNow(owner: UUID, limit: Int, lease: Duration, perDomain: Int?, excluding: [String]) async throws -> [ClaimedRecipient] {
         // The due rows: the oldest `limit` of a window 4 × wider, at most `perDomain` of them per domain.
+        // Busy domains are left out. Reading the due rows in order and skipping theirs would cost the length of
+        // their backlog (29 ms with 184,000 rows of one busy domain; docs/benchmarks.md), so
+        // only the oldest `Self.claimWindow` due rows are read that way. When all of those are left out, the due
+        // rows of the other domains are found through `queue_domain_due` instead: a skip scan over the distinct
+        // domains (recursive CTE, one index probe per domain), then each one's oldest rows.
         let perDomain = perDomain ?? limit
+        let window = excluding.isEmpty ? limit * 4 : Self.claimWindow
         let rows = try await client.query("""
-            WITH candidates AS (
-                SELECT recipient_id, domain, due_at FROM queue
-                WHERE due_at <= now() AND NOT (domain = ANY(\(excluding)::text[]))
-                ORDER BY due_at LIMIT \(limit * 4)
+            WITH RECURSIVE oldest AS (
+                SELECT recipient_id, domain, due_at FROM queue WHERE due_at <= now() ORDER BY due_at LIMIT \(window)
+            ), in_order AS (
+                SELECT recipient_id, domain, due_at FROM oldest
+                WHERE NOT (domain = ANY(\(excluding)::text[])) ORDER BY due_at LIMIT \(limit * 4)
+            ), domains AS (
+                (SELECT domain FROM queue ORDER BY domain LIMIT 1)
+                UNION ALL
+                SELECT (SELECT q.domain FROM queue q WHERE q.domain > d.domain ORDER BY q.domain LIMIT 1)
+                FROM domains d WHERE d.domain IS NOT NULL
+            ), by_domain AS (
+                SELECT o.recipient_id, o.domain, o.due_at
+                FROM domains d CROSS JOIN LATERAL (
+                    SELECT q.recipient_id, q.domain, q.due_at FROM queue q
+                    WHERE q.domain = d.domain AND q.due_at <= now() ORDER BY q.due_at LIMIT \(perDomain)
+                ) o
+                WHERE d.domain IS NOT NULL AND NOT (d.domain = ANY(\(excluding)::text[]))
+                ORDER BY o.due_at LIMIT \(limit * 4)
+            ), candidates AS (
+                SELECT * FROM in_order
+                UNION ALL
+                -- Only when the window was full and held nothing but busy domains' rows (a one-time filter:
+                -- otherwise by_domain is not run at all).
+                SELECT * FROM by_domain
+                WHERE cardinality(\(excluding)::text[]) > 0 AND (SELECT count(*) FROM oldest) >= \(window)
+                  AND NOT EXISTS (SELECT 1 FROM in_order)
             ), ranked AS (
                 SELECT recipient_id, due_at, row_number() OVER (PARTITION BY domain ORDER BY due_at) AS n FROM candidates
             ), due AS (

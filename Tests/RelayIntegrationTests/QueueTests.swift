@@ -107,6 +107,27 @@ import Testing
         }
     }
 
+    /// Behind a backlog of a busy domain longer than the claim's window, the other domains' mail is still found
+    /// (domain by domain through `queue_domain_due`), each domain bounded by `perDomain`, the busy one left out.
+    @Test func aBusyDomainsBacklogDoesNotHideTheOthersMail() async throws {
+        try await withMigratedStore { database, tenant in
+            let backlog = (0..<(RelayDatabase.claimWindow + 300)).map { "r\($0)@busy.test" }
+            _ = try await database.enqueue(message(tenant: tenant, recipients: backlog), idempotency: nil)
+            // Domains that sort before and after the busy one, accepted after its backlog.
+            _ = try await database.enqueue(message(tenant: tenant, recipients: ["a@aaa.test", "b@aaa.test", "c@zzz.test", "d@zzz.test"]),
+                                           idempotency: nil)
+            let first = try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 1, excluding: ["busy.test"])
+            #expect(Dictionary(grouping: first, by: \.domain).mapValues(\.count) == ["aaa.test": 1, "zzz.test": 1])
+            let second = try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 5, excluding: ["busy.test"])
+            #expect(Set(second.map(\.email)) == Set(["a@aaa.test", "b@aaa.test", "c@zzz.test", "d@zzz.test"]).subtracting(first.map(\.email)))
+            #expect(try await database.claim(owner: UUID(), limit: 50, lease: .seconds(60), perDomain: 5, excluding: ["busy.test"]).isEmpty)
+            // The backlog itself is untouched and comes oldest first once the domain is no longer left out.
+            let busy = try await database.claim(owner: UUID(), limit: 10, lease: .seconds(60), perDomain: 10)
+            #expect(busy.count == 10 && busy.allSatisfy { $0.domain == "busy.test" })
+            #expect(try await database.queueDepth() == (RelayDatabase.claimWindow + 290, 14))
+        }
+    }
+
     @Test func expiredLeaseIsTakenOverAndTheOldOwnerCannotWrite() async throws {
         try await withMigratedStore { database, tenant in
             _ = try await database.enqueue(message(tenant: tenant, recipients: ["b@one.test"]), idempotency: nil)
