@@ -137,8 +137,8 @@ public final class DeliveryWorker: Service, Sendable {
         var errorDelay: Duration = .milliseconds(100)
         var lastIdleSweep = ContinuousClock.now
         // A claim that left out busy domains and found nothing: nothing else was due then. Repeating it is
-        // pointless until new mail is announced or the poll interval passes, and on a deep queue of one busy
-        // domain it is expensive (it reads that domain's whole backlog to find nothing).
+        // pointless until new mail is announced or the poll interval passes; on a deep queue of one busy domain
+        // each one still reads the claim window (RelayDatabase.claimWindow rows) to find nothing.
         var emptyClaim: (excluding: Set<String>, notifications: Int, at: ContinuousClock.Instant)?
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             if ContinuousClock.now - lastIdleSweep > .seconds(1) {

@@ -153,19 +153,13 @@ public struct RelaySubmissionBackend: SubmissionBackend {
         var suppressed: [String: String] = [:]
         for (index, mailbox) in fromMailboxes.enumerated() {
             let domain = mailbox.address.normalizedDomain
-            let standing: (registered: Bool, verified: Bool)
-            if index == 0 {
-                let checks = try await database.sendChecks(tenantID: tenant, senderDomain: domain, recipients: recipients)
-                standing = (checks.domainRegistered, checks.domainVerified)
-                suppressed = checks.suppressed
-            } else {
-                let other = try await database.domainStanding(tenantID: tenant, name: domain)
-                standing = (other.registered, other.verified)
-            }
-            if !standing.registered {
+            let checks = try await database.sendChecks(tenantID: tenant, senderDomain: domain,
+                                                       recipients: index == 0 ? recipients : [])
+            if index == 0 { suppressed = checks.suppressed }
+            if !checks.domainRegistered {
                 return .rejected(Self.reply(550, "5.7.1", "From domain \(domain) is not registered to this account"))
             }
-            if settings.requireVerifiedDomains && !standing.verified {
+            if settings.requireVerifiedDomains && !checks.domainVerified {
                 return .rejected(Self.reply(550, "5.7.1", "From domain \(domain) is not verified: publish its DKIM record and verify it"))
             }
         }

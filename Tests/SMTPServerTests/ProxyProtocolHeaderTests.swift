@@ -23,6 +23,7 @@ struct ProxyProtocolHeaderTests {
         "PROXY TCP4 203.0.-13.7 192.0.2.1 56324 587\r\n", "PROXY TCP4 203.0.+13.7 192.0.2.1 1 2\r\n",
         "PROXY TCP4 203.0.113.7 192.0.2.1 +1 2\r\n", "PROXY TCP4 203.0.113.7 192.0.2.1 1 -0\r\n",
         "PROXY TCP6 2001:db8::\u{FF21} 2001:db8::1 1 2\r\n",
+        "PROXY TCP4 00203.0.113.7 192.0.2.1 1 2\r\n", "PROXY TCP4 203.0.113.7 192.0.2.1 000001 2\r\n",
     ])
     func invalidVersionOneLines(text: String) {
         guard case .invalid = ProxyProtocolHeader.parse(Array(text.utf8)) else {

@@ -87,15 +87,15 @@ public enum ProxyProtocolHeader {
         // ASCII only: Character.isHexDigit also holds for the fullwidth forms of 0-9, A-F.
         if v6 { return !text.isEmpty && text.count <= 45 && text.allSatisfy { $0.isASCII && ($0.isHexDigit || $0 == ":" || $0 == ".") } }
         let octets = text.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.allSatisfy { isDecimal($0, atMost: 255) }
+        return octets.count == 4 && octets.allSatisfy { isDecimal($0, digits: 3, atMost: 255) }
     }
 
     /// Ports and IPv4 octets are plain decimal digits: `Int("-13")` and `Int("+80")` parse, and the fuzzer found
     /// `203.0.-13.7` accepted as a client address.
-    private static func isPort(_ text: Substring) -> Bool { isDecimal(text, atMost: 65535) }
+    private static func isPort(_ text: Substring) -> Bool { isDecimal(text, digits: 5, atMost: 65535) }
 
-    private static func isDecimal(_ text: Substring, atMost maximum: Int) -> Bool {
-        !text.isEmpty && text.count <= 5 && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+    private static func isDecimal(_ text: Substring, digits: Int, atMost maximum: Int) -> Bool {
+        !text.isEmpty && text.utf8.count <= digits && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
             && Int(text).map { $0 <= maximum } == true
     }
 }
